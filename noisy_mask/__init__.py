@@ -1,0 +1,14 @@
+"""noisy_mask: a Detectron2 mask head whose loss is chosen in the config.
+
+`import noisy_mask` registers `NoisyMaskRCNNConvUpsampleHead` in `ROI_MASK_HEAD_REGISTRY`.
+"""
+from .config import add_noisy_mask_config, check_noisy_mask_config
+from .losses import MASK_LOSSES
+from .mask_head import NoisyMaskRCNNConvUpsampleHead
+
+__all__ = [
+    "MASK_LOSSES",
+    "NoisyMaskRCNNConvUpsampleHead",
+    "add_noisy_mask_config",
+    "check_noisy_mask_config",
+]

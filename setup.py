@@ -1,0 +1,33 @@
+"""noisy-mask: a Detectron2 mask head whose loss is chosen in the config, for noisy masks.
+
+detectron2 is not on PyPI and is not required here: install it first (see the README).
+torch is asked for unpinned, so an existing torch and detectron2 are never replaced.
+"""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+README = Path(__file__).parent / "README.md"
+
+setup(
+    name="noisy-mask",
+    version="0.1.0",
+    description="Noise-robust mask losses for Detectron2's Mask R-CNN, and the experiment around them",
+    long_description=README.read_text() if README.exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.8",
+    packages=find_packages(include=["noisy_mask", "noisy_mask.*"]),
+    include_package_data=True,
+    install_requires=[
+        "torch>=2.0",
+        "fvcore",
+        "pycocotools>=2.0.2",
+        "opencv-python-headless",
+        "faster-coco-eval>=1.6",
+        "matplotlib",
+        "numpy",
+        "Pillow",
+        "tqdm",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+)
