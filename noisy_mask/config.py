@@ -42,6 +42,8 @@ def add_noisy_mask_config(cfg) -> None:
     head.LOSS = "bce"
     for key, option in OPTIONS.items():
         head[key] = option.default  # see OPTIONS for each key's comment and range
+    # COCO-format datasets to register by name: a list of [name, annotation_json, image_root].
+    cfg.DATASETS.REGISTER_COCO = []
 
 
 def _checked_option(cfg, key: str) -> float:

@@ -1,0 +1,106 @@
+"""Config keys, their checks, and every YAML under configs/."""
+import glob
+import os
+
+import pytest
+from detectron2.config import get_cfg
+
+from noisy_mask import add_noisy_mask_config, check_noisy_mask_config
+from noisy_mask.config import LOSS_KWARGS, OPTIONS, mask_loss_from_config
+from noisy_mask.losses import MASK_LOSSES
+
+CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "configs")
+CONFIGS = sorted(glob.glob(os.path.join(CONFIG_DIR, "**", "*.yaml"), recursive=True))
+
+
+def noisy_cfg(**head):
+    cfg = get_cfg()
+    add_noisy_mask_config(cfg)
+    cfg.MODEL.ROI_MASK_HEAD.NAME = "NoisyMaskRCNNConvUpsampleHead"
+    for key, value in head.items():
+        cfg.MODEL.ROI_MASK_HEAD[key] = value
+    return cfg
+
+
+def test_defaults():
+    cfg = noisy_cfg()
+    head = cfg.MODEL.ROI_MASK_HEAD
+    assert (head.LOSS, head.DICE_EPS, head.LABEL_SMOOTHING, head.LOSS_WEIGHT) == ("bce", 1e-6, 0.05, 1.0)
+    assert cfg.DATASETS.REGISTER_COCO == []
+
+
+def test_every_loss_has_its_options_declared():
+    assert set(LOSS_KWARGS) == set(MASK_LOSSES)
+    assert all(key in OPTIONS for kwargs in LOSS_KWARGS.values() for key in kwargs.values())
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[os.path.relpath(p, CONFIG_DIR) for p in CONFIGS])
+def test_every_yaml_loads_and_passes_checks(path):
+    cfg = get_cfg()
+    add_noisy_mask_config(cfg)
+    cfg.merge_from_file(path)
+    check_noisy_mask_config(cfg)
+    name = os.path.basename(path)
+    for loss in MASK_LOSSES:
+        if name.endswith(f"_{loss}.yaml"):
+            assert cfg.MODEL.ROI_MASK_HEAD.LOSS == loss
+    if not name.startswith("Base-"):
+        assert cfg.MODEL.MASK_ON and cfg.MODEL.ROI_MASK_HEAD.NAME == "NoisyMaskRCNNConvUpsampleHead"
+
+
+def test_coco_configs_differ_only_in_loss():
+    def load(loss):
+        cfg = get_cfg()
+        add_noisy_mask_config(cfg)
+        cfg.merge_from_file(os.path.join(CONFIG_DIR, "COCO-InstanceSegmentation",
+                                         f"mask_rcnn_R_50_FPN_1x_{loss}.yaml"))
+        cfg.MODEL.ROI_MASK_HEAD.LOSS = "bce"
+        return cfg.dump()
+
+    assert load("bce") == load("dice") == load("label_smoothing")
+
+
+def test_options_reach_the_loss():
+    cfg = noisy_cfg(LOSS="label_smoothing", LABEL_SMOOTHING=0.2, LOSS_WEIGHT=2.0)
+    assert mask_loss_from_config(cfg) == ("label_smoothing", {"smoothing": 0.2}, 2.0)
+    cfg = noisy_cfg(LOSS="dice", DICE_EPS=1.0)
+    assert mask_loss_from_config(cfg) == ("dice", {"eps": 1.0}, 1.0)
+
+
+def test_unknown_loss_names_key_and_valid_losses():
+    with pytest.raises(ValueError, match=r"MODEL.ROI_MASK_HEAD.LOSS = 'dcie' is unknown; "
+                                         r"valid losses: bce, dice, label_smoothing"):
+        check_noisy_mask_config(noisy_cfg(LOSS="dcie"))
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("DICE_EPS", -1e-6), ("DICE_EPS", 0.0), ("LABEL_SMOOTHING", 1.0), ("LABEL_SMOOTHING", -0.1),
+     ("LOSS_WEIGHT", -1.0), ("LOSS_WEIGHT", float("nan")), ("DICE_EPS", float("inf"))],
+)
+def test_out_of_range_values_are_rejected(key, value):
+    with pytest.raises(ValueError, match=f"MODEL.ROI_MASK_HEAD.{key} = .* out of range"):
+        check_noisy_mask_config(noisy_cfg(**{key: value}))
+
+
+def test_loss_on_a_stock_head_is_an_error():
+    cfg = noisy_cfg(LOSS="dice")
+    cfg.MODEL.ROI_MASK_HEAD.NAME = "MaskRCNNConvUpsampleHead"
+    with pytest.raises(ValueError, match="read only by NoisyMaskRCNNConvUpsampleHead"):
+        check_noisy_mask_config(cfg)
+    cfg.MODEL.ROI_MASK_HEAD.LOSS = "bce"
+    check_noisy_mask_config(cfg)  # bce on the stock head is what the stock head does
+
+
+def test_misspelled_option_is_rejected_by_merge(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("MODEL:\n  ROI_MASK_HEAD:\n    LABEL_SMOOTHNG: 0.1\n")
+    cfg = noisy_cfg()
+    with pytest.raises(KeyError, match="LABEL_SMOOTHNG"):
+        cfg.merge_from_file(str(path))
+
+
+def test_missing_config_keys_say_what_to_call():
+    cfg = get_cfg()
+    with pytest.raises(KeyError, match="add_noisy_mask_config"):
+        mask_loss_from_config(cfg)

@@ -1,0 +1,125 @@
+#!/usr/bin/env python
+"""Train and evaluate Mask R-CNN with noisy_mask's head: detectron2's `tools/train_net.py`, plus
+
+- COCO-format datasets registered from the config or the command line, no code needed:
+  `DATASETS.REGISTER_COCO` or `--register-coco NAME JSON IMAGE_DIR`;
+- the CPU when CUDA is missing, and `--num-gpus N` on the CPU too (N processes, gloo).
+
+    python train_net.py --config-file configs/shapes/mask_rcnn_R18_FPN_shapes_dice.yaml
+    python train_net.py --config-file CONFIG --num-gpus 4 MODEL.ROI_MASK_HEAD.LOSS dice
+    python train_net.py --config-file CONFIG --eval-only MODEL.WEIGHTS output/model_final.pth
+"""
+import logging
+import os
+import weakref
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import get_cfg
+from detectron2.engine import (
+    AMPTrainer,
+    DefaultTrainer,
+    SimpleTrainer,
+    TrainerBase,
+    create_ddp_model,
+    default_argument_parser,
+    default_setup,
+    launch,
+)
+from detectron2.evaluation import verify_results
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
+
+from noisy_mask import add_noisy_mask_config, check_noisy_mask_config
+from noisy_mask.data.register import register_coco_datasets
+from noisy_mask.evaluation import CleanMaskEvaluator
+
+logger = logging.getLogger("noisy_mask")
+
+
+class Trainer(DefaultTrainer):
+    def __init__(self, cfg):
+        # DefaultTrainer.__init__, except that a CPU model is wrapped in DDP without `device_ids`:
+        # detectron2 passes the local rank, which DistributedDataParallel rejects for CPU modules.
+        TrainerBase.__init__(self)
+        if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
+            setup_logger()
+        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        ddp_options = {"device_ids": None} if cfg.MODEL.DEVICE == "cpu" else {}
+        model = create_ddp_model(model, broadcast_buffers=False, **ddp_options)
+        trainer_class = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
+        self._trainer = trainer_class(model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = DetectionCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        return CleanMaskEvaluator(dataset_name, output_folder)
+
+
+def setup(args):
+    cfg = get_cfg()
+    add_noisy_mask_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    cfg.DATASETS.REGISTER_COCO = list(cfg.DATASETS.REGISTER_COCO) + list(args.register_coco or [])
+    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
+        logger.warning("CUDA is not available: running on the CPU (MODEL.DEVICE cpu)")
+        cfg.MODEL.DEVICE = "cpu"
+    check_noisy_mask_config(cfg)
+    cfg.freeze()
+    default_setup(cfg, args)
+    if cfg.MODEL.DEVICE == "cpu" and args.num_gpus > 1:
+        # N processes share the cores: without this each would start one thread per core.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.num_gpus))
+    register_coco_datasets(cfg.DATASETS.REGISTER_COCO)
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = Trainer.build_model(cfg)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume
+        )
+        results = Trainer.test(cfg, model)
+        if comm.is_main_process():
+            verify_results(cfg, results)
+        return results
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+def argument_parser():
+    parser = default_argument_parser()
+    parser.add_argument(
+        "--register-coco",
+        nargs=3,
+        action="append",
+        metavar=("NAME", "JSON", "IMAGE_DIR"),
+        help="register a COCO-format dataset under NAME (repeatable)",
+    )
+    return parser
+
+
+if __name__ == "__main__":
+    args = argument_parser().parse_args()
+    print("Command Line Args:", args)
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
