@@ -28,6 +28,7 @@ setup(
         "numpy",
         "Pillow",
         "tqdm",
+        "shapely>=2.0",
     ],
     extras_require={"test": ["pytest>=7"]},
 )

@@ -32,7 +32,7 @@ from detectron2.utils.logger import setup_logger
 
 from noisy_mask import add_noisy_mask_config, check_noisy_mask_config
 from noisy_mask.data.register import register_coco_datasets
-from noisy_mask.evaluation import CleanMaskEvaluator
+from noisy_mask.evaluation import CleanMaskEvaluator, write_json_atomic
 
 logger = logging.getLogger("noisy_mask")
 
@@ -92,12 +92,16 @@ def main(args):
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
         results = Trainer.test(cfg, model)
-        if comm.is_main_process():
-            verify_results(cfg, results)
-        return results
-    trainer = Trainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+    else:
+        trainer = Trainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        trainer.train()
+        results = getattr(trainer, "_last_eval_results", None)
+    if comm.is_main_process() and results:
+        verify_results(cfg, results)
+        # The final metrics in one file, for scripts (metrics.json holds them per iteration).
+        write_json_atomic(os.path.join(cfg.OUTPUT_DIR, "eval_results.json"), results)
+    return results
 
 
 def argument_parser():

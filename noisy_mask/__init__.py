@@ -2,6 +2,7 @@
 
 `import noisy_mask` registers `NoisyMaskRCNNConvUpsampleHead` in `ROI_MASK_HEAD_REGISTRY`.
 """
+
 from .config import add_noisy_mask_config, check_noisy_mask_config
 from .losses import MASK_LOSSES
 from .mask_head import NoisyMaskRCNNConvUpsampleHead

@@ -7,11 +7,26 @@ Every function takes the ground-truth-class logits of each RoI and its {0, 1} ta
 
 and returns a scalar computed in float32, whatever the input dtype. Options are passed by
 keyword. With N = 0 a loss is `pred_logits.sum() * 0`: zero, finite, and still in the graph.
+
+`MASK_LOSSES` names them all; `get_mask_loss` also builds weighted sums such as "bce+dice".
 """
-from typing import Callable, Dict
+
+import functools
+from typing import Callable, Dict, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+
+from .boundary_losses import boundary_band_bce_loss, bpm_bce_loss, svls_loss
+from .robust_losses import (
+    bootstrap_hard_loss,
+    bootstrap_soft_loss,
+    focal_loss,
+    gce_loss,
+    lovasz_hinge_loss,
+    symmetric_ce_loss,
+    tversky_loss,
+)
 
 MaskLoss = Callable[..., torch.Tensor]
 
@@ -27,7 +42,7 @@ def _empty_loss(pred_logits: torch.Tensor) -> torch.Tensor:
 def bce_loss(pred_logits: torch.Tensor, target_masks: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy, mean over all N * M * M pixels (Detectron2's `mask_rcnn_loss`).
 
-        L = -1/(N M^2) sum_i [ y_i log sigmoid(x_i) + (1 - y_i) log(1 - sigmoid(x_i)) ]
+    L = -1/(N M^2) sum_i [ y_i log sigmoid(x_i) + (1 - y_i) log(1 - sigmoid(x_i)) ]
     """
     if pred_logits.numel() == 0:
         return _empty_loss(pred_logits)
@@ -75,12 +90,77 @@ MASK_LOSSES: Dict[str, MaskLoss] = {
     "bce": bce_loss,
     "dice": soft_dice_loss,
     "label_smoothing": label_smoothing_bce_loss,
+    "gce": gce_loss,
+    "sce": symmetric_ce_loss,
+    "bootstrap_soft": bootstrap_soft_loss,
+    "bootstrap_hard": bootstrap_hard_loss,
+    "focal": focal_loss,
+    "lovasz": lovasz_hinge_loss,
+    "tversky": tversky_loss,
+    "svls": svls_loss,
+    "boundary_band": boundary_band_bce_loss,
+    "bpm": bpm_bce_loss,
 }
 
 
+def loss_terms(name: str) -> Tuple[str, ...]:
+    """The losses that `name` adds up: ("dice",) for "dice", ("bce", "dice") for "bce+dice".
+
+    Raises ValueError naming MODEL.ROI_MASK_HEAD.LOSS and the valid losses for an unknown or
+    repeated term.
+    """
+    valid = ", ".join(MASK_LOSSES)
+    if not isinstance(name, str):
+        raise ValueError(f"MODEL.ROI_MASK_HEAD.LOSS must be a string, got {name!r}")
+    terms = tuple(term.strip() for term in name.split("+"))
+    for index, term in enumerate(terms):
+        where = f": term {term!r}" if len(terms) > 1 else ""
+        if term not in MASK_LOSSES:
+            raise ValueError(
+                f"MODEL.ROI_MASK_HEAD.LOSS = {name!r}{where} is unknown; valid losses: {valid}, "
+                "or a sum of them such as 'bce+dice'"
+            )
+        if term in terms[:index]:
+            raise ValueError(
+                f"MODEL.ROI_MASK_HEAD.LOSS = {name!r}{where} appears twice: give each term once "
+                "and set its weight in MODEL.ROI_MASK_HEAD.LOSS_WEIGHTS"
+            )
+    return terms
+
+
+def weighted_sum_loss(
+    pred_logits: torch.Tensor, target_masks: torch.Tensor, *, terms: Sequence[str], **options
+) -> torch.Tensor:
+    """A weighted sum of losses of `MASK_LOSSES`, e.g. BCE + Dice as Mask2Former trains:
+
+        L = sum_k w_k L_k(x, y)
+
+    Options are keyed by term: "<term>.weight" is w_k (default 1) and "<term>.<keyword>" one of
+    that term's own options, e.g. {"bce.weight": 1.0, "dice.weight": 2.0, "dice.eps": 1e-6}.
+    """
+    term_options: Dict[str, Dict[str, float]] = {term: {} for term in terms}
+    for key, value in options.items():
+        term, _, keyword = key.partition(".")
+        if term not in term_options or not keyword:
+            raise TypeError(
+                f"Unexpected option {key!r} for the loss {'+'.join(terms)!r}: options are "
+                "'<term>.weight' or '<term>.<keyword>' for its terms"
+            )
+        term_options[term][keyword] = value
+    total = None
+    for term, kwargs in term_options.items():
+        weight = kwargs.pop("weight", 1.0)
+        value = weight * MASK_LOSSES[term](pred_logits, target_masks, **kwargs)
+        total = value if total is None else total + value
+    return total
+
+
 def get_mask_loss(name: str) -> MaskLoss:
-    """The loss called `name`, or a ValueError listing the valid names."""
-    if name not in MASK_LOSSES:
-        valid = ", ".join(sorted(MASK_LOSSES))
-        raise ValueError(f"Unknown mask loss {name!r}: MODEL.ROI_MASK_HEAD.LOSS must be one of {valid}")
-    return MASK_LOSSES[name]
+    """The loss called `name`, or for a sum "a+b" a plain function of its terms' options.
+
+    Raises ValueError listing the valid names for an unknown loss.
+    """
+    terms = loss_terms(name)
+    if len(terms) == 1:
+        return MASK_LOSSES[terms[0]]
+    return functools.partial(weighted_sum_loss, terms=terms)

@@ -1,4 +1,5 @@
 """The registered mask head: Detectron2's conv-upsample head with the loss chosen in the config."""
+
 from typing import Dict, List, Optional
 
 import torch

@@ -1,4 +1,5 @@
 """Mask targets: each RoI's ground-truth class and its ground-truth mask cropped to the RoI."""
+
 from typing import List, Tuple
 
 import torch
@@ -30,7 +31,9 @@ def mask_targets(
         cropped = per_image.gt_masks.crop_and_resize(per_image.proposal_boxes.tensor, mask_side_len)
         masks.append(cropped.to(device=device))
     if not masks:
-        empty_masks = torch.zeros((0, mask_side_len, mask_side_len), dtype=torch.bool, device=device)
+        empty_masks = torch.zeros(
+            (0, mask_side_len, mask_side_len), dtype=torch.bool, device=device
+        )
         return torch.zeros((0,), dtype=torch.int64, device=device), empty_masks
     masks = torch.cat(masks, dim=0)
     # crop_and_resize gives bool for polygons and bit masks; a float rasterizer is thresholded

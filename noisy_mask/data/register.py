@@ -1,4 +1,5 @@
 """Register COCO-format datasets named in the config (`DATASETS.REGISTER_COCO`), no code needed."""
+
 import logging
 import os
 from typing import Iterable, Sequence
@@ -22,12 +23,19 @@ def register_coco_datasets(entries: Iterable[Sequence[str]]) -> None:
             )
         name, json_file, image_root = entry
         if not os.path.isfile(json_file):
-            raise FileNotFoundError(f"DATASETS.REGISTER_COCO {name!r}: no annotation file {json_file}")
+            raise FileNotFoundError(
+                f"DATASETS.REGISTER_COCO {name!r}: no annotation file {json_file}"
+            )
         if not os.path.isdir(image_root):
-            raise FileNotFoundError(f"DATASETS.REGISTER_COCO {name!r}: no image folder {image_root}")
+            raise FileNotFoundError(
+                f"DATASETS.REGISTER_COCO {name!r}: no image folder {image_root}"
+            )
         if name in DatasetCatalog.list():
             registered = MetadataCatalog.get(name)
-            same = (registered.get("json_file"), registered.get("image_root")) == (json_file, image_root)
+            same = (registered.get("json_file"), registered.get("image_root")) == (
+                json_file,
+                image_root,
+            )
             if not same:
                 raise ValueError(
                     f"DATASETS.REGISTER_COCO {name!r}: already registered with "

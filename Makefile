@@ -1,0 +1,28 @@
+# make test: set up .venv if needed, then run the tests.
+# make demo: set up .venv if needed, then run the noisy-mask experiment on the built-in dataset.
+PYTHON ?= python3
+VENV := .venv
+READY := $(VENV)/.noisy-mask-ready
+DEMO_OUTPUT ?= output/demo
+
+.PHONY: setup test test-fast demo demo-quick clean
+
+$(READY): setup.py scripts/setup_env.py
+	$(PYTHON) scripts/setup_env.py
+
+setup: $(READY)
+
+test: $(READY)
+	$(VENV)/bin/python -m pytest -q
+
+test-fast: $(READY)
+	$(VENV)/bin/python -m pytest -q -m "not slow"
+
+demo: $(READY)
+	$(VENV)/bin/python -m noisy_mask.experiment --output $(DEMO_OUTPUT)
+
+demo-quick: $(READY)
+	$(VENV)/bin/python -m noisy_mask.experiment --output $(DEMO_OUTPUT)-quick --quick
+
+clean:
+	rm -rf output

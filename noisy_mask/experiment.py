@@ -1,0 +1,212 @@
+"""The noisy-mask experiment on the built-in shapes dataset, as one command.
+
+Generate the dataset, make a noisy copy of its training masks, train one Mask R-CNN per loss with
+`train_net.py` on that copy, evaluate each on the clean validation masks, and write the
+precision/recall and loss curves and a results table into one folder:
+
+    python -m noisy_mask.experiment --output output/demo [--losses bce dice] [--noise mid] [--quick]
+
+Finished runs (those with `eval_results.json`) are not trained again, so an interrupted
+experiment resumes where it stopped.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TRAIN_NET = PROJECT_ROOT / "train_net.py"
+SHAPES_CONFIG = PROJECT_ROOT / "configs" / "shapes" / "Base-Shapes-R18-FPN.yaml"
+RESULTS_FILE = "eval_results.json"
+NOISE_LEVELS = ("clean", "easy", "mid", "hard")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Dataset size and training length of one experiment."""
+
+    num_train: int
+    num_val: int
+    max_iter: int
+
+    def solver_opts(self) -> List[str]:
+        # LR drops at 80% and 93% of training, as in the 300-iteration config.
+        steps = (round(self.max_iter * 0.8), round(self.max_iter * 0.93))
+        return [
+            "SOLVER.MAX_ITER",
+            str(self.max_iter),
+            "SOLVER.STEPS",
+            str(steps),
+            "SOLVER.CHECKPOINT_PERIOD",
+            str(max(self.max_iter // 3, 1)),
+            "SOLVER.WARMUP_ITERS",
+            str(min(50, self.max_iter // 4)),
+        ]
+
+
+FULL = Schedule(num_train=200, num_val=50, max_iter=300)
+QUICK = Schedule(num_train=60, num_val=20, max_iter=80)
+
+
+def prepare_data(output_dir: Path, noise: str, schedule: Schedule, seed: int) -> Dict[str, str]:
+    """The clean dataset and, unless `noise` is "clean", a noisy copy of its training masks."""
+    from noisy_mask.data import generate_shapes_dataset
+    from noisy_mask.noise import noise_file
+
+    paths = generate_shapes_dataset(
+        output_dir / "dataset", num_train=schedule.num_train, num_val=schedule.num_val, seed=0
+    )
+    paths = dict(paths, noise=noise)
+    if noise == "clean":
+        return paths
+    noisy_json = output_dir / "dataset" / f"instances_train_{noise}_seed{seed}.json"
+    report_path = Path(str(noisy_json)[: -len(".json")] + ".noise_report.json")
+    if not (noisy_json.exists() and report_path.exists()):
+        noise_file(paths["train_json"], noisy_json, preset=noise, seed=seed)
+    paths.update(train_json=str(noisy_json), noise_report=str(report_path))
+    return paths
+
+
+def train_and_evaluate(
+    run_dir: Path,
+    loss: str,
+    data: Dict[str, str],
+    schedule: Schedule,
+    seed: int,
+    extra_opts: Sequence[str] = (),
+) -> Dict:
+    """Train `loss` with train_net.py on data["train_json"], evaluate on the clean validation set."""
+    results_path = run_dir / RESULTS_FILE
+    if results_path.exists():
+        return json.loads(results_path.read_text())
+    datasets = [
+        ["train", data["train_json"], data["train_images"]],
+        ["val_clean", data["val_json"], data["val_images"]],
+    ]
+    cmd = [
+        sys.executable,
+        str(TRAIN_NET),
+        "--config-file",
+        str(SHAPES_CONFIG),
+        "--resume",  # continues an interrupted run from its last checkpoint
+        "MODEL.ROI_MASK_HEAD.LOSS",
+        loss,
+        "DATASETS.REGISTER_COCO",
+        repr(datasets),
+        "DATASETS.TRAIN",
+        "('train',)",
+        "DATASETS.TEST",
+        "('val_clean',)",
+        "OUTPUT_DIR",
+        str(run_dir),
+        "SEED",
+        str(seed),
+        *schedule.solver_opts(),
+        *extra_opts,
+    ]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    with open(run_dir / "train_net.out", "w") as log:
+        status = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+    if status.returncode != 0:
+        raise RuntimeError(f"training {loss} failed (exit {status.returncode}): see {log.name}")
+    print(f"  {loss}: trained and evaluated in {time.time() - started:.0f} s", flush=True)
+    return json.loads(results_path.read_text())
+
+
+def mean_noise_iou(data: Dict[str, str]) -> Optional[float]:
+    if "noise_report" not in data:
+        return None
+    return json.loads(Path(data["noise_report"]).read_text())["iou"]["mean"]
+
+
+def results_table(results: Dict[str, Dict], noise: str, noise_iou: Optional[float]) -> str:
+    """Markdown: mask AP, AP50, AP75 and boundary AP per loss."""
+    iou_text = (
+        "clean masks" if noise_iou is None else f"mean IoU of noisy vs clean masks {noise_iou:.3f}"
+    )
+    lines = [
+        f"Training masks: noise `{noise}` ({iou_text}); evaluation on the clean validation masks.",
+        "",
+        "| loss | mask AP | mask AP50 | mask AP75 | boundary AP | boundary AP75 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for loss, result in results.items():
+        segm, boundary = result.get("segm", {}), result.get("boundary", {})
+        cells = [
+            segm.get("AP"),
+            segm.get("AP50"),
+            segm.get("AP75"),
+            boundary.get("AP"),
+            boundary.get("AP75"),
+        ]
+        lines.append(f"| {loss} | " + " | ".join(_fmt(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def run_experiment(
+    output_dir: Path,
+    losses: Sequence[str],
+    noise: str = "mid",
+    schedule: Schedule = FULL,
+    seed: int = 0,
+) -> Path:
+    """Run the experiment; returns the path of its results table."""
+    from noisy_mask.plot import plot_loss_curves, plot_pr_curves
+
+    output_dir = Path(output_dir)
+    data = prepare_data(output_dir, noise, schedule, seed)
+    results = {}
+    for loss in losses:
+        results[loss] = train_and_evaluate(output_dir / loss, loss, data, schedule, seed)
+    run_dirs = [output_dir / loss for loss in losses]
+    plot_pr_curves(run_dirs, output_dir / "pr_curves.png", labels=list(losses))
+    plot_loss_curves(run_dirs, output_dir / "loss_curves.png", labels=list(losses))
+    table = results_table(results, noise, mean_noise_iou(data))
+    table += "\n![precision/recall curves](pr_curves.png)\n\n![training loss](loss_curves.png)\n"
+    table_path = output_dir / "results.md"
+    table_path.write_text(table)
+    return table_path
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", required=True, type=Path, help="folder for everything")
+    parser.add_argument("--losses", nargs="+", default=["bce", "dice", "label_smoothing"])
+    parser.add_argument("--noise", default="mid", choices=NOISE_LEVELS)
+    parser.add_argument("--seed", type=int, default=0, help="noise and training seed")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a first look: {QUICK.num_train} training images, {QUICK.max_iter} "
+        f"iterations (full: {FULL.num_train}, {FULL.max_iter})",
+    )
+    args = parser.parse_args(argv)
+    schedule = QUICK if args.quick else FULL
+    started = time.time()
+    print(
+        f"noisy-mask experiment: losses {', '.join(args.losses)}, noise {args.noise}, "
+        f"{schedule.max_iter} iterations each, output {args.output}",
+        flush=True,
+    )
+    table_path = run_experiment(args.output, args.losses, args.noise, schedule, args.seed)
+    print()
+    print(table_path.read_text())
+    print(
+        f"Done in {(time.time() - started) / 60:.1f} min. Results, curves and runs: {args.output}/"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
