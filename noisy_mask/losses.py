@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .boundary_losses import boundary_band_bce_loss, bpm_bce_loss, svls_loss
+from .loss_utils import float32_loss
 from .robust_losses import (
     bootstrap_hard_loss,
     bootstrap_soft_loss,
@@ -31,25 +32,16 @@ from .robust_losses import (
 MaskLoss = Callable[..., torch.Tensor]
 
 
-def _as_float32(pred_logits: torch.Tensor, target_masks: torch.Tensor):
-    return pred_logits.float(), target_masks.float()
-
-
-def _empty_loss(pred_logits: torch.Tensor) -> torch.Tensor:
-    return pred_logits.float().sum() * 0
-
-
+@float32_loss
 def bce_loss(pred_logits: torch.Tensor, target_masks: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy, mean over all N * M * M pixels (Detectron2's `mask_rcnn_loss`).
 
     L = -1/(N M^2) sum_i [ y_i log sigmoid(x_i) + (1 - y_i) log(1 - sigmoid(x_i)) ]
     """
-    if pred_logits.numel() == 0:
-        return _empty_loss(pred_logits)
-    logits, target = _as_float32(pred_logits, target_masks)
-    return F.binary_cross_entropy_with_logits(logits, target, reduction="mean")
+    return F.binary_cross_entropy_with_logits(pred_logits, target_masks, reduction="mean")
 
 
+@float32_loss
 def soft_dice_loss(
     pred_logits: torch.Tensor, target_masks: torch.Tensor, eps: float = 1e-6
 ) -> torch.Tensor:
@@ -59,16 +51,14 @@ def soft_dice_loss(
 
         dice = (2 sum(p * y) + eps) / (sum(p) + sum(y) + eps),    L = 1 - mean_RoIs(dice)
     """
-    if pred_logits.numel() == 0:
-        return _empty_loss(pred_logits)
-    logits, target = _as_float32(pred_logits, target_masks)
-    probs = torch.sigmoid(logits)
-    intersection = (probs * target).sum(dim=(1, 2))
-    union = probs.sum(dim=(1, 2)) + target.sum(dim=(1, 2))
+    probs = torch.sigmoid(pred_logits)
+    intersection = (probs * target_masks).sum(dim=(1, 2))
+    union = probs.sum(dim=(1, 2)) + target_masks.sum(dim=(1, 2))
     dice_score = (2.0 * intersection + eps) / (union + eps)
     return 1 - dice_score.mean()
 
 
+@float32_loss
 def label_smoothing_bce_loss(
     pred_logits: torch.Tensor, target_masks: torch.Tensor, smoothing: float = 0.05
 ) -> torch.Tensor:
@@ -78,11 +68,8 @@ def label_smoothing_bce_loss(
 
     so a foreground pixel's target is 1 - s/2 and a background pixel's is s/2.
     """
-    if pred_logits.numel() == 0:
-        return _empty_loss(pred_logits)
-    logits, target = _as_float32(pred_logits, target_masks)
-    smoothed = target * (1 - smoothing) + 0.5 * smoothing
-    return F.binary_cross_entropy_with_logits(logits, smoothed, reduction="mean")
+    smoothed = target_masks * (1 - smoothing) + 0.5 * smoothing
+    return F.binary_cross_entropy_with_logits(pred_logits, smoothed, reduction="mean")
 
 
 # Config name -> loss function, called as fn(pred_logits, target_masks, **options).

@@ -63,9 +63,8 @@ class NoisyMaskRCNNConvUpsampleHead(MaskRCNNConvUpsampleHead):
         )
         logits = self.class_logits(features, classes)
         self._log_diagnostics(logits, gt_masks)
-        # Losses are computed in float32 even when the model runs under autocast.
-        with torch.autocast(device_type=logits.device.type, enabled=False):
-            loss = self.loss_fn(logits.float(), gt_masks.float(), **self.loss_options)
+        # Every loss computes in float32 with autocast off (loss_utils.float32_loss).
+        loss = self.loss_fn(logits, gt_masks, **self.loss_options)
         return {"loss_mask": loss * self.loss_weight}
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,160 @@
+"""Which loss helps at which noise level: a grid of losses x noise levels x seeds.
+
+Each run trains `train_net.py` on a noisy copy of the built-in dataset's training masks (made by
+`noisy_mask.noise`; the noise seed is the run's seed) and evaluates on the clean validation split.
+
+    python benchmarks/robustness.py --output output/robustness                   # the full grid
+    python benchmarks/robustness.py --output output/robustness-smoke --smoke     # a quick subset
+    python benchmarks/robustness.py --output DIR --losses bce svls --levels clean mid --seeds 0 1 2
+
+An interrupted grid resumes: finished runs (with `eval_results.json`) are not repeated. Writes
+`results.json`, `results.md` (mean and standard deviation over seeds, and the share of the AP lost
+to noise that each loss recovers versus BCE) and `pr_curves_<level>.png` into the output folder.
+"""
+import argparse
+import json
+import math
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from statistics import mean, stdev
+from typing import Dict, List, Optional, Sequence
+
+from noisy_mask.experiment import NOISE_LEVELS, Schedule, prepare_data, train_and_evaluate
+
+DEFAULT_LOSSES = ("bce", "dice", "label_smoothing", "svls", "boundary_band", "bootstrap_soft",
+                  "gce", "bce+dice")
+# Sized so that a run takes about 2 minutes on 2 cores (see docs/robustness.md).
+GRID = Schedule(num_train=200, num_val=50, max_iter=300)
+SMOKE = dict(losses=("bce", "svls"), levels=("clean", "mid"), seeds=(0,))
+METRICS = (("segm", "AP"), ("segm", "AP75"), ("boundary", "AP"))
+
+
+def run_grid(output_dir: Path, losses, levels, seeds, schedule: Schedule) -> List[Dict]:
+    """Train and evaluate every (loss, level, seed); returns one record per run."""
+    records = []
+    for seed in seeds:
+        for level in levels:
+            data = prepare_data(output_dir, level, schedule, seed)
+            for loss in losses:
+                run_dir = output_dir / "runs" / level / f"seed{seed}" / loss.replace("+", "_plus_")
+                started = time.time()
+                results = train_and_evaluate(run_dir, loss, data, schedule, seed)
+                records.append(dict(loss=loss, level=level, seed=seed, run_dir=str(run_dir),
+                                    seconds=round(time.time() - started, 1), results=results))
+    return records
+
+
+def summarize(records: Sequence[Dict]) -> Dict[str, Dict[str, Dict[str, Dict[str, float]]]]:
+    """{level: {loss: {"segm/AP": {"mean", "std", "n"}, ...}}} over seeds."""
+    summary: Dict = {}
+    for record in records:
+        cell = summary.setdefault(record["level"], {}).setdefault(record["loss"], {})
+        for task, metric in METRICS:
+            value = record["results"].get(task, {}).get(metric)
+            if value is not None and math.isfinite(value):
+                cell.setdefault(f"{task}/{metric}", []).append(value)
+    for level in summary.values():
+        for loss, cell in level.items():
+            for key, values in cell.items():
+                cell[key] = {"mean": mean(values), "n": len(values),
+                             "std": stdev(values) if len(values) > 1 else float("nan")}
+    return summary
+
+
+def recovered_share(summary, level: str, loss: str, key: str) -> Optional[float]:
+    """(AP_loss - AP_bce_noisy) / (AP_bce_clean - AP_bce_noisy) at `level`, or None if unknown."""
+    try:
+        bce_clean = summary["clean"]["bce"][key]["mean"]
+        bce_noisy = summary[level]["bce"][key]["mean"]
+        value = summary[level][loss][key]["mean"]
+    except KeyError:
+        return None
+    lost = bce_clean - bce_noisy
+    return None if lost <= 0 else (value - bce_noisy) / lost
+
+
+def markdown(summary, losses, levels) -> str:
+    lines = []
+    for level in levels:
+        if level not in summary:
+            continue
+        lines += [f"### noise: {level}", "",
+                  "| loss | mask AP | mask AP75 | boundary AP | boundary AP vs BCE | recovered "
+                  "(mask AP) | recovered (boundary AP) | seeds |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for loss in losses:
+            cell = summary[level].get(loss)
+            if not cell:
+                continue
+            cells = [_mean_std(cell.get(f"{task}/{metric}")) for task, metric in METRICS]
+            bce = summary[level].get("bce", {}).get("boundary/AP")
+            own = cell.get("boundary/AP")
+            delta = "" if not (bce and own) else f"{own['mean'] - bce['mean']:+.1f}"
+            shares = [recovered_share(summary, level, loss, key) if level != "clean" else None
+                      for key in ("segm/AP", "boundary/AP")]
+            seeds = max((v["n"] for v in cell.values()), default=0)
+            lines.append(f"| {loss} | " + " | ".join(cells) + f" | {delta} | "
+                         + " | ".join("" if s is None else f"{100 * s:.0f}%" for s in shares)
+                         + f" | {seeds} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _mean_std(value) -> str:
+    if not value:
+        return "n/a"
+    if value["n"] < 2:
+        return f"{value['mean']:.1f}"
+    return f"{value['mean']:.1f} ± {value['std']:.1f}"
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, cwd=Path(__file__).parent).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", required=True, type=Path)
+    parser.add_argument("--losses", nargs="+", default=list(DEFAULT_LOSSES))
+    parser.add_argument("--levels", nargs="+", default=list(NOISE_LEVELS), choices=NOISE_LEVELS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--max-iter", type=int, default=GRID.max_iter)
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"only {SMOKE['losses']} at {SMOKE['levels']}, seed 0")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.losses, args.levels, args.seeds = SMOKE["losses"], SMOKE["levels"], SMOKE["seeds"]
+    if "bce" not in args.losses:
+        args.losses = ["bce", *args.losses]  # the reference every share is measured against
+    schedule = Schedule(GRID.num_train, GRID.num_val, args.max_iter)
+    started = time.time()
+    records = run_grid(args.output, args.losses, args.levels, args.seeds, schedule)
+    summary = summarize(records)
+    elapsed = time.time() - started
+    header = (f"Command: `python benchmarks/{Path(__file__).name} {' '.join(argv or sys.argv[1:])}`  \n"
+              f"Commit: {git_commit()}; machine: {platform.machine()}, "
+              f"{__import__('os').cpu_count()} cores; this invocation: {elapsed / 60:.1f} min "
+              f"(runs already finished are not repeated); {schedule.max_iter} iterations per run.\n")
+    table = header + "\n" + markdown(summary, args.losses, args.levels)
+    (args.output / "results.md").write_text(table)
+    (args.output / "results.json").write_text(json.dumps(
+        {"records": records, "summary": summary, "schedule": vars(schedule)}, indent=1))
+    from noisy_mask.plot import plot_pr_curves
+
+    for level in args.levels:
+        runs = [r for r in records if r["level"] == level and r["seed"] == args.seeds[0]]
+        plot_pr_curves([r["run_dir"] for r in runs], args.output / f"pr_curves_{level}.png",
+                       labels=[r["loss"] for r in runs])
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
