@@ -20,10 +20,9 @@ import itertools
 import json
 import logging
 import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -35,6 +34,8 @@ from detectron2.evaluation import DatasetEvaluator
 from detectron2.evaluation.coco_evaluation import instances_to_coco_json
 from detectron2.utils.events import get_event_storage
 from detectron2.utils.logger import create_small_table
+
+from .atomic import atomic_write, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -52,24 +53,6 @@ GroundTruth = Union[str, os.PathLike, Mapping[str, Any]]
 def pr_data_file(iou_type: str) -> str:
     """Name of the file that holds the precision/recall arrays of `iou_type`."""
     return f"pr_data_{iou_type}.npz"
-
-
-def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
-    """Call write(file) on a temporary file next to `path`, then rename it onto `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def write_json_atomic(path: Union[str, os.PathLike], obj: Any) -> None:
-    """Write `obj` as json to `path`, atomically."""
-    atomic_write(Path(path), lambda f: json.dump(obj, f, indent=1, allow_nan=True))
 
 
 def load_coco_gt(gt: GroundTruth) -> Dict[str, Any]:

@@ -12,7 +12,6 @@ experiment resumes where it stopped.
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time

@@ -1,6 +1,5 @@
 """train_net.py end to end on the CPU: train, checkpoint, evaluate, resume, and two processes."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

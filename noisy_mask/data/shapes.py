@@ -23,10 +23,8 @@ Layout under DIR: annotations/instances_{train,val}.json, train/*.png, val/*.png
 
 import argparse
 import json
-import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -38,6 +36,8 @@ from shapely.geometry import Polygon
 from shapely.geometry.polygon import orient
 from shapely.affinity import translate
 from shapely.ops import unary_union
+
+from ..atomic import write_bytes_atomic
 
 SHAPE_CLASSES: Tuple[str, ...] = ("circle", "triangle", "rectangle", "star")
 
@@ -283,20 +283,6 @@ def sample_scene(rng: np.random.Generator, image_size: int) -> Tuple[np.ndarray,
     raise RuntimeError(f"no drawable scene in {SCENE_TRIES} tries (image_size={image_size})")
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it: never a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def json_bytes(obj) -> bytes:
     return (json.dumps(obj, separators=(",", ":")) + "\n").encode("utf-8")
 
@@ -316,7 +302,7 @@ def make_split(seed: int, split: str, num_images: int, image_size: int, image_di
         ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if not ok:
             raise RuntimeError(f"could not encode {image_dir / file_name} as PNG")
-        write_atomic(image_dir / file_name, encoded.tobytes())
+        write_bytes_atomic(image_dir / file_name, encoded.tobytes())
         images.append(
             {"id": image_id, "file_name": file_name, "width": image_size, "height": image_size}
         )
@@ -411,8 +397,8 @@ def generate_shapes_dataset(
         for stale in image_dir.iterdir():
             if IMAGE_NAME.match(stale.name) and stale.name not in wanted:
                 stale.unlink()
-        write_atomic(Path(paths[f"{split}_json"]), json_bytes(coco))
-    write_atomic(manifest, json_bytes({"generator": "noisy_mask.data.shapes", "params": params}))
+        write_bytes_atomic(Path(paths[f"{split}_json"]), json_bytes(coco))
+    write_bytes_atomic(manifest, json_bytes({"generator": "noisy_mask.data.shapes", "params": params}))
     return paths
 
 
