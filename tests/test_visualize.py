@@ -1,6 +1,7 @@
-"""The visualize command: exact outline pixels, the per-instance noise list against hand-made and
-noise_file-made annotations, the choice of images, and the PNGs (size, layout, same bytes twice)
-drawn from a 6-image shapes dataset, its noisy copy and results files in train_net's format."""
+"""The visualize command: the per-instance noise list against hand-made and noise_file-made
+annotations, the noise cell's pixels, the choice of images, the detections read from results files
+in train_net's format, and the PNGs (size, layout, same bytes twice) drawn from a 6-image shapes
+dataset and its noisy copy."""
 
 import json
 import math
@@ -12,47 +13,38 @@ import pycocotools.mask as mask_util
 import pytest
 
 from noisy_mask.data.shapes import generate_shapes_dataset
+from noisy_mask.drawing import hatch, hex_to_rgb, outline
+from noisy_mask.figure_layout import GAP_X, MARGIN
+from noisy_mask.instance_matching import (
+    DELETED,
+    FLIPPED,
+    KEPT,
+    InstanceNoise,
+    choose_noise_images,
+    match_noise,
+)
 from noisy_mask.noise import AnnotationError, noise_file
-from noisy_mask.plot import save_figure
+from noisy_mask.run_detections import (
+    Detection,
+    choose_by_spread,
+    find_results_file,
+    ground_truth_rles,
+    image_ious,
+    mean_best_iou,
+    read_detections,
+    read_mask_ap,
+)
 from noisy_mask.visualize import (
     CLEAN_COLOUR,
     DASH,
-    DELETED,
-    FLIPPED,
-    GAP_X,
-    KEPT,
-    MARGIN,
     MAX_LINES,
     NOISY_COLOUR,
-    Cell,
-    Detection,
-    InstanceNoise,
-    choose_by_spread,
-    choose_noise_images,
     draw_noise_grid,
-    draw_outline,
     draw_predictions_grid,
-    erode,
-    fill_mask,
-    find_results_file,
-    grey,
-    hatch,
-    ground_truth_rles,
-    hex_to_rgb,
-    image_ious,
     instance_text,
-    label_point,
     main,
-    match_noise,
-    mean_best_iou,
     noise_cell,
-    outline,
-    read_detections,
-    read_mask_ap,
-    render_grid,
 )
-
-RED = (255, 0, 0)
 
 
 def square(height, width, top, left, side):
@@ -77,63 +69,6 @@ def png_pixels(path):
     pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     assert pixels.shape[2] == 4 and np.all(pixels[..., 3] == 255)
     return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB)
-
-
-# ---------------------------------------------------------------------------------------------
-# Pixels.
-
-
-def test_outline_of_a_square_is_its_border_ring():
-    # A 20x20 square at rows 10..29, cols 15..34. Its erosion by a 3x3 square keeps rows 11..28,
-    # cols 16..33 (18x18), so the outline is the ring of 400 - 324 = 76 pixels on its border.
-    mask = square(50, 60, 10, 15, 20)
-    ring = mask.copy()
-    ring[11:29, 16:34] = False
-    assert erode(mask).sum() == 324
-    np.testing.assert_array_equal(outline(mask), ring)
-
-    image = np.full((50, 60, 3), 7, dtype=np.uint8)
-    drawn = draw_outline(image, mask, "#D55E00")
-    changed = np.any(drawn != image, axis=2)
-    np.testing.assert_array_equal(changed, ring)
-    assert tuple(drawn[10, 15]) == (213, 94, 0) and tuple(drawn[29, 34]) == (213, 94, 0)
-    assert tuple(drawn[11, 16]) == (7, 7, 7)  # first interior pixel untouched
-    assert tuple(image[10, 15]) == (7, 7, 7)  # the input is not modified
-
-    # Thickness 2: the erosion by a 5x5 square leaves 16x16, so 400 - 256 = 144 pixels.
-    thick = outline(mask, thickness=2)
-    assert thick.sum() == 144 and thick[11, 16] and not thick[12, 17]
-
-
-def test_outline_at_the_image_border_and_dashes():
-    # The image border counts as background: a full mask's outline is the image's border ring.
-    full = np.ones((6, 8), dtype=bool)
-    assert outline(full).sum() == 6 * 8 - 4 * 6
-    # Dashes keep (y // d + x // d) even. Top edge of the square above (y = 10, 10 // 4 = 2):
-    # x // 4 even, so of x = 15..34 the dashes are 16..19, 24..27 and 32..34.
-    dashed = outline(square(50, 60, 10, 15, 20), dash=4)
-    assert np.flatnonzero(dashed[10]).tolist() == [16, 17, 18, 19, 24, 25, 26, 27, 32, 33, 34]
-
-
-def test_fill_grey_and_label_point():
-    image = np.zeros((4, 4, 3), dtype=np.uint8)
-    image[...] = (13, 194, 100)
-    mask = square(4, 4, 0, 0, 2)
-    filled = fill_mask(image, mask, "#D55E00", 0.5)
-    # (1 - 0.5) * (13, 194, 100) + 0.5 * (213, 94, 0) = (113, 144, 50) on the mask only.
-    assert tuple(filled[0, 0]) == (113, 144, 50) and tuple(filled[3, 3]) == (13, 194, 100)
-    # 0.299 * 255 = 76.245 -> 76; 0.587 * 255 = 149.685 -> 150.
-    assert grey(np.array([[RED, (0, 255, 0)]], dtype=np.uint8)).tolist() == [
-        [[76, 76, 76], [150, 150, 150]]
-    ]
-    assert hex_to_rgb("#0072B2") == (0, 114, 178)
-    # Square cols 15..34, rows 10..29: the centre pixels 24 and 25 are both 10 px from the
-    # background (col 14 or 35); the first in row order is (x, y) = (24, 19).
-    assert label_point(square(50, 60, 10, 15, 20)) == (24, 19)
-    assert label_point(np.zeros((5, 5), dtype=bool)) is None
-    # Hatching keeps (x + y) mod 3 < 1 of the mask: the anti-diagonals x + y = 0, 3, 6.
-    lines = hatch(np.ones((3, 5), dtype=bool), period=3, width=1)
-    assert lines.astype(int).tolist() == [[1, 0, 0, 1, 0], [0, 0, 1, 0, 0], [0, 1, 0, 0, 1]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,23 +226,6 @@ def test_noise_grid_png(shapes, tmp_path):
         assert np.all(pixels == hex_to_rgb(colour), axis=2).sum() > 500
     third = draw_noise_grid(*args, tmp_path / "c.png", num=6, seed=0, image_ids=[2, 4], columns=2)
     assert png_pixels(third).shape[1] == 2 * MARGIN + 2 * 360 + GAP_X
-
-
-def test_render_grid_places_images_pixel_exact(tmp_path):
-    # A 40x30 block of a colour found nowhere else must land, unresampled, centred in a 100 px
-    # wide column: x from 16 + (100 - 30) // 2 = 51 to 80.
-    block = np.zeros((40, 30, 3), dtype=np.uint8)
-    block[...] = (1, 2, 3)
-    block[0, 0] = RED
-    rows = [[Cell(block, "heading", ["a line"]), Cell(block.copy(), "", [])]]
-    fig = render_grid(rows, 100, "title", [], "note")
-    pixels = png_pixels(save_figure(fig, tmp_path / "grid.png"))
-    assert pixels.shape[1] == 2 * MARGIN + 2 * 100 + GAP_X
-    ys, xs = np.nonzero(np.all(pixels == (1, 2, 3), axis=2) | np.all(pixels == RED, axis=2))
-    left = xs < 16 + 100
-    assert (xs[left].min(), xs[left].max()) == (51, 80)
-    assert ys[left].max() - ys[left].min() == 39 and left.sum() == 40 * 30
-    assert tuple(pixels[ys[left].min(), 51]) == RED  # row 0 at the top
 
 
 def write_run(root, name, gt, transform, ap=None, dataset="shapes_val"):
