@@ -3,7 +3,10 @@
 
 - COCO-format datasets registered from the config or the command line, no code needed:
   `DATASETS.REGISTER_COCO` or `--register-coco NAME JSON IMAGE_DIR`;
-- the CPU when CUDA is missing, and `--num-gpus N` on the CPU too (N processes, gloo).
+- the CPU when CUDA is missing, and `--num-gpus N` on the CPU too (N processes, gloo);
+- the registered datasets checked before any model is built (`noisy_mask.data.checks`);
+- checkpoints written atomically, so a killed run resumes with `--resume` (`noisy_mask.checkpoint`);
+- a non-finite loss reported with its terms and iteration (`noisy_mask.divergence`).
 
     python train_net.py --config-file configs/shapes/mask_rcnn_R18_FPN_shapes_dice.yaml
     python train_net.py --config-file CONFIG --num-gpus 4 MODEL.ROI_MASK_HEAD.LOSS dice
@@ -17,9 +20,7 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.engine import (
-    AMPTrainer,
     DefaultTrainer,
-    SimpleTrainer,
     TrainerBase,
     create_ddp_model,
     default_argument_parser,
@@ -31,16 +32,21 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from noisy_mask import add_noisy_mask_config, check_noisy_mask_config
+from noisy_mask.checkpoint import AtomicCheckpointer
+from noisy_mask.data.checks import check_registered_datasets
 from noisy_mask.data.register import register_coco_datasets
-from noisy_mask.evaluation import CleanMaskEvaluator, write_json_atomic
+from noisy_mask.divergence import checked_trainer_class
+from noisy_mask.atomic import write_json_atomic
+from noisy_mask.evaluation import CleanMaskEvaluator
 
 logger = logging.getLogger("noisy_mask")
 
 
 class Trainer(DefaultTrainer):
     def __init__(self, cfg):
-        # DefaultTrainer.__init__, except that a CPU model is wrapped in DDP without `device_ids`:
-        # detectron2 passes the local rank, which DistributedDataParallel rejects for CPU modules.
+        # DefaultTrainer.__init__, except that a CPU model is wrapped in DDP without `device_ids`
+        # (detectron2 passes the local rank, which DistributedDataParallel rejects for CPU
+        # modules), the trainer names non-finite loss terms, and checkpoints are atomic.
         TrainerBase.__init__(self)
         if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
             setup_logger()
@@ -50,10 +56,10 @@ class Trainer(DefaultTrainer):
         data_loader = self.build_train_loader(cfg)
         ddp_options = {"device_ids": None} if cfg.MODEL.DEVICE == "cpu" else {}
         model = create_ddp_model(model, broadcast_buffers=False, **ddp_options)
-        trainer_class = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
-        self._trainer = trainer_class(model, data_loader, optimizer)
+        self._trainer = checked_trainer_class(cfg.SOLVER.AMP.ENABLED)(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = DetectionCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.checkpointer = AtomicCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.checkpointer.remove_stale_temp_files()
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
@@ -80,7 +86,9 @@ def setup(args):
     if cfg.MODEL.DEVICE == "cpu" and args.num_gpus > 1:
         # N processes share the cores: without this each would start one thread per core.
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.num_gpus))
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="noisy_mask")
     register_coco_datasets(cfg.DATASETS.REGISTER_COCO)
+    check_registered_datasets(cfg)  # before any model is built: a bad json fails in seconds
     return cfg
 
 

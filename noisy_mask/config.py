@@ -4,6 +4,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
+from .data.checks import add_dataset_checks_config
 from .losses import loss_terms
 
 # Heads of this package: the only ones that read MODEL.ROI_MASK_HEAD.LOSS and its options.
@@ -100,6 +101,7 @@ def add_noisy_mask_config(cfg) -> None:
         head[key] = option.default  # see OPTIONS for each key's comment and range
     # COCO-format datasets to register by name: a list of [name, annotation_json, image_root].
     cfg.DATASETS.REGISTER_COCO = []
+    add_dataset_checks_config(cfg)  # DATASETS.VALIDATE, VALIDATE_IMAGES, SKIP_DEGENERATE_...
 
 
 def _checked_option(cfg, key: str) -> float:
