@@ -12,7 +12,8 @@ An interrupted grid resumes: finished runs (with `eval_results.json`) are not re
 to noise that each loss recovers versus BCE) and `pr_curves_<level>.png` into the output folder.
 """
 import argparse
-import json
+import functools
+import os
 import math
 import platform
 import subprocess
@@ -22,7 +23,15 @@ from pathlib import Path
 from statistics import mean, stdev
 from typing import Dict, List, Optional, Sequence
 
-from noisy_mask.experiment import NOISE_LEVELS, Schedule, prepare_data, train_and_evaluate
+from noisy_mask.atomic import write_json_atomic, write_text_atomic
+from noisy_mask.experiment import (
+    DEFAULT_JOBS,
+    NOISE_LEVELS,
+    Schedule,
+    prepare_data,
+    run_in_parallel,
+    train_and_evaluate,
+)
 
 DEFAULT_LOSSES = ("bce", "dice", "label_smoothing", "svls", "boundary_band", "bootstrap_soft",
                   "gce", "bce+dice")
@@ -32,19 +41,19 @@ SMOKE = dict(losses=("bce", "svls"), levels=("clean", "mid"), seeds=(0,))
 METRICS = (("segm", "AP"), ("segm", "AP75"), ("boundary", "AP"))
 
 
-def run_grid(output_dir: Path, losses, levels, seeds, schedule: Schedule) -> List[Dict]:
-    """Train and evaluate every (loss, level, seed); returns one record per run."""
-    records = []
+def run_grid(output_dir: Path, losses, levels, seeds, schedule: Schedule, jobs: int) -> List[Dict]:
+    """Train and evaluate every (loss, level, seed), `jobs` at a time; one record per run."""
+    runs, tasks = [], []
     for seed in seeds:
         for level in levels:
             data = prepare_data(output_dir, level, schedule, seed)
             for loss in losses:
                 run_dir = output_dir / "runs" / level / f"seed{seed}" / loss.replace("+", "_plus_")
-                started = time.time()
-                results = train_and_evaluate(run_dir, loss, data, schedule, seed)
-                records.append(dict(loss=loss, level=level, seed=seed, run_dir=str(run_dir),
-                                    seconds=round(time.time() - started, 1), results=results))
-    return records
+                runs.append(dict(loss=loss, level=level, seed=seed, run_dir=str(run_dir)))
+                tasks.append(functools.partial(train_and_evaluate, run_dir, loss, data, schedule, seed))
+    for run, results in zip(runs, run_in_parallel(tasks, jobs)):
+        run["results"] = results
+    return runs
 
 
 def summarize(records: Sequence[Dict]) -> Dict[str, Dict[str, Dict[str, Dict[str, float]]]]:
@@ -126,6 +135,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--levels", nargs="+", default=list(NOISE_LEVELS), choices=NOISE_LEVELS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--max-iter", type=int, default=GRID.max_iter)
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="runs side by side")
     parser.add_argument("--smoke", action="store_true",
                         help=f"only {SMOKE['losses']} at {SMOKE['levels']}, seed 0")
     args = parser.parse_args(argv)
@@ -135,17 +145,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.losses = ["bce", *args.losses]  # the reference every share is measured against
     schedule = Schedule(GRID.num_train, GRID.num_val, args.max_iter)
     started = time.time()
-    records = run_grid(args.output, args.losses, args.levels, args.seeds, schedule)
+    records = run_grid(args.output, args.losses, args.levels, args.seeds, schedule, args.jobs)
     summary = summarize(records)
     elapsed = time.time() - started
     header = (f"Command: `python benchmarks/{Path(__file__).name} {' '.join(argv or sys.argv[1:])}`  \n"
               f"Commit: {git_commit()}; machine: {platform.machine()}, "
-              f"{__import__('os').cpu_count()} cores; this invocation: {elapsed / 60:.1f} min "
+              f"{os.cpu_count()} cores; this invocation: {elapsed / 60:.1f} min "
               f"(runs already finished are not repeated); {schedule.max_iter} iterations per run.\n")
     table = header + "\n" + markdown(summary, args.losses, args.levels)
-    (args.output / "results.md").write_text(table)
-    (args.output / "results.json").write_text(json.dumps(
-        {"records": records, "summary": summary, "schedule": vars(schedule)}, indent=1))
+    write_text_atomic(args.output / "results.md", table)
+    results = {"records": records, "summary": summary, "schedule": vars(schedule)}
+    write_json_atomic(args.output / "results.json", results)
     from noisy_mask.plot import plot_pr_curves
 
     for level in args.levels:
