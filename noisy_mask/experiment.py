@@ -75,7 +75,10 @@ def prepare_data(output_dir: Path, noise: str, schedule: Schedule, seed: int) ->
     report_path = Path(str(noisy_json)[: -len(".json")] + ".noise_report.json")
     if not (noisy_json.exists() and report_path.exists()):
         noise_file(paths["train_json"], noisy_json, preset=noise, seed=seed)
-    paths.update(train_json=str(noisy_json), noise_report=str(report_path))
+    paths.update(
+        clean_train_json=paths["train_json"], train_json=str(noisy_json),
+        noise_report=str(report_path),
+    )
     return paths
 
 
@@ -168,6 +171,21 @@ def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
+def draw_pictures(output_dir: Path, data: Dict[str, str], run_dirs, losses) -> str:
+    """What the noise did to the training masks and what each run predicts, as PNG files;
+    returns the markdown that links them."""
+    from noisy_mask.visualize import draw_noise_grid, draw_predictions_grid
+
+    links = ""
+    if "noise_report" in data:
+        draw_noise_grid(data["clean_train_json"], data["train_json"], data["train_images"],
+                        output_dir / "noise.png")
+        links += "\n![clean and noisy training outlines](noise.png)\n"
+    draw_predictions_grid(run_dirs, data["val_images"], data["val_json"],
+                          output_dir / "predictions.png", labels=list(losses))
+    return links + "\n![predictions per loss on the clean validation images](predictions.png)\n"
+
+
 def run_in_parallel(tasks: Sequence, jobs: int) -> List:
     """Call every task as `task(threads=...)`, `jobs` at a time, sharing the cores between them."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
@@ -198,6 +216,7 @@ def run_experiment(
     plot_loss_curves(run_dirs, output_dir / "loss_curves.png", labels=list(losses))
     table = results_table(results, noise, mean_noise_iou(data))
     table += "\n![precision/recall curves](pr_curves.png)\n\n![training loss](loss_curves.png)\n"
+    table += draw_pictures(output_dir, data, run_dirs, losses)
     table_path = output_dir / "results.md"
     write_text_atomic(table_path, table)
     return table_path
