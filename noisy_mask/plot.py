@@ -21,7 +21,9 @@ from matplotlib import style as mpl_style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .evaluation import CURVE_NAMES, PR_INDEX, atomic_write, load_pr_data
+from .atomic import atomic_write
+from .evaluation import CURVE_NAMES, PR_INDEX, load_pr_data
+from .run_folders import find_run_file
 
 METRICS_FILE = "metrics.json"
 PR_FILE, LOSS_FILE = "pr_curves.png", "loss_curves.png"
@@ -54,28 +56,8 @@ class Run:
 
 
 def find_pr_dir(run_dir: Union[str, os.PathLike], dataset: Optional[str] = None) -> Path:
-    """The folder of `run_dir` that holds pr_data.json: the run folder itself, inference/, or
-    inference/<dataset>/ (train_net's evaluation folder; `dataset` picks one if there are several).
-    """
-    run_dir = Path(run_dir)
-    for folder in (run_dir, run_dir / "inference"):
-        if (folder / PR_INDEX).is_file():
-            return folder
-    found = sorted(p.parent for p in run_dir.glob(f"inference/*/{PR_INDEX}"))
-    if dataset is not None:
-        found = [p for p in found if p.name == dataset]
-    if len(found) == 1:
-        return found[0]
-    if len(found) > 1:
-        raise ValueError(
-            f"run folder {str(run_dir)!r} has precision/recall data for several datasets"
-            f" ({', '.join(p.name for p in found)}); choose one with --dataset"
-        )
-    where = f"inference/{dataset}" if dataset else "inference/<dataset>"
-    raise FileNotFoundError(
-        f"run folder {str(run_dir)!r} has no precision/recall data: missing {PR_INDEX} (looked in"
-        f" the folder, inference/ and {where}/); evaluate the run first"
-    )
+    """The folder of `run_dir` that holds pr_data.json (see `find_run_file`)."""
+    return find_run_file(run_dir, PR_INDEX, "precision/recall data", dataset).parent
 
 
 def read_metrics_json(path: Union[str, os.PathLike]) -> List[Dict[str, Any]]:

@@ -17,6 +17,7 @@ from pycocotools import mask as mask_utils
 
 from .coco_masks import annotation_rle, segmentation_rle
 from .evaluation import RESULTS_FILE
+from .run_folders import find_run_file
 
 EVAL_RESULTS_FILE = "eval_results.json"  # train_net.py's final metrics
 
@@ -30,29 +31,8 @@ class Detection(NamedTuple):
 
 
 def find_results_file(run_dir: Union[str, os.PathLike], dataset: Optional[str] = None) -> Path:
-    """coco_instances_results.json of `run_dir`: in the folder itself, inference/, or
-    inference/<dataset>/ (train_net's evaluation folder; `dataset` picks one of several)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run folder {str(run_dir)!r} does not exist")
-    found = sorted(p.parent for p in run_dir.glob(f"inference/*/{RESULTS_FILE}"))
-    if dataset is not None:
-        found = [p for p in found if p.name == dataset]
-    elif not found:
-        found = [f for f in (run_dir, run_dir / "inference") if (f / RESULTS_FILE).is_file()][:1]
-    if len(found) == 1:
-        return found[0] / RESULTS_FILE
-    if len(found) > 1:
-        raise ValueError(
-            f"run folder {str(run_dir)!r} has detections for several datasets"
-            f" ({', '.join(p.name for p in found)}); choose one with --dataset"
-        )
-    where = f"inference/{dataset}" if dataset else "inference/<dataset>"
-    raise FileNotFoundError(
-        f"run folder {str(run_dir)!r} has no detections: missing {RESULTS_FILE} (looked in"
-        f" {'' if dataset else 'the folder, inference/ and '}{where}/); evaluate the run with"
-        " train_net.py first"
-    )
+    """coco_instances_results.json of `run_dir` (see `find_run_file`)."""
+    return find_run_file(run_dir, RESULTS_FILE, "detections", dataset)
 
 
 def read_mask_ap(

@@ -1,0 +1,37 @@
+"""Where train_net.py's evaluation files are in a run folder."""
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+
+def find_run_file(
+    run_dir: Union[str, os.PathLike], file_name: str, what: str, dataset: Optional[str] = None
+) -> Path:
+    """The path of `file_name` in `run_dir`: in the folder itself or inference/, else in
+    inference/<dataset>/ (train_net's evaluation folder; `dataset` picks one of several).
+
+    Raises FileNotFoundError naming the folder, the file and `what` it holds when it is missing,
+    and ValueError when several datasets have one and `dataset` is not given.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder {str(run_dir)!r} does not exist")
+    own = [f for f in (run_dir, run_dir / "inference") if (f / file_name).is_file()]
+    if dataset is None and own:
+        return own[0] / file_name  # a folder's own file comes first
+    found = sorted(p.parent for p in run_dir.glob(f"inference/*/{file_name}"))
+    if dataset is not None:
+        found = [p for p in found if p.name == dataset]
+    if len(found) == 1:
+        return found[0] / file_name
+    if len(found) > 1:
+        raise ValueError(
+            f"run folder {str(run_dir)!r} has {what} for several datasets"
+            f" ({', '.join(p.name for p in found)}); choose one with --dataset"
+        )
+    where = f"inference/{dataset}" if dataset else "inference/<dataset>"
+    raise FileNotFoundError(
+        f"run folder {str(run_dir)!r} has no {what}: missing {file_name} (looked in"
+        f" {'' if dataset else 'the folder, inference/ and '}{where}/); evaluate the run with"
+        " train_net.py first"
+    )
