@@ -85,7 +85,9 @@ class NoisyMaskRCNNConvUpsampleHead(MaskRCNNConvUpsampleHead):
             Tensor: (N, M, M) logits, equal to `self.predictor(features)[arange(N), classes]`.
         """
         weight = self.predictor.weight[classes, :, 0, 0]  # (N, D)
-        logits = torch.einsum("ndhw,nd->nhw", features, weight)
+        # (N, 1, D) x (N, D, M*M): the trunk output is used in place (einsum copied it).
+        logits = torch.bmm(weight[:, None, :], features.flatten(2))
+        logits = logits.view(features.shape[0], *features.shape[2:])
         if self.predictor.bias is not None:
             logits = logits + self.predictor.bias[classes, None, None]
         return logits
