@@ -40,7 +40,8 @@ from detectron2.modeling.roi_heads.mask_head import build_mask_head
 from detectron2.solver import build_optimizer
 from detectron2.utils.events import EventStorage
 
-from noisy_mask import MASK_LOSSES, add_noisy_mask_config
+from bench_mask_head import parse_losses  # benchmarks/ is on the path when run as a script
+from noisy_mask import add_noisy_mask_config
 from noisy_mask.data import generate_shapes_dataset
 from noisy_mask.data.register import register_coco_datasets
 
@@ -170,12 +171,6 @@ def check_same_work(values: Dict[str, Dict[str, float]], batch_index: int) -> No
                 )
     if "bce" in values and abs(values["bce"]["loss_mask"] - stock["loss_mask"]) > 1e-5:
         raise AssertionError(f"batch {batch_index}: loss_mask of bce differs from stock's")
-
-
-def parse_losses(names: Sequence[str]) -> List[str]:
-    if list(names) == ["all"]:
-        return list(MASK_LOSSES) + ["bce+dice"]
-    return list(names)
 
 
 def main(argv=None) -> int:
