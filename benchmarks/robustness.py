@@ -39,6 +39,10 @@ DEFAULT_LOSSES = ("bce", "dice", "label_smoothing", "svls", "boundary_band", "bo
 GRID = Schedule(num_train=200, num_val=50, max_iter=300)
 SMOKE = dict(losses=("bce", "svls"), levels=("clean", "mid"), seeds=(0,))
 METRICS = (("segm", "AP"), ("segm", "AP75"), ("boundary", "AP"))
+# The goal: recover this share of the boundary AP that BCE loses to noise ...
+GOAL_SHARE = 0.30
+# ... by more than this many seed-to-seed standard deviations.
+GOAL_STDS = 2.0
 
 
 def run_grid(output_dir: Path, losses, levels, seeds, schedule: Schedule, jobs: int) -> List[Dict]:
@@ -85,6 +89,24 @@ def recovered_share(summary, level: str, loss: str, key: str) -> Optional[float]
     return None if lost <= 0 else (value - bce_noisy) / lost
 
 
+def beats_bce(summary, level: str, loss: str, key: str = "boundary/AP") -> Optional[bool]:
+    """Whether `loss` recovers GOAL_SHARE of what BCE loses at `level`, beyond seed noise.
+
+    True when the recovered share is at least GOAL_SHARE and the gain over BCE at the same level,
+    AP_loss - AP_bce_noisy, exceeds GOAL_STDS x the pooled seed-to-seed standard deviation of the
+    two cells, sqrt((std_loss^2 + std_bce^2) / 2). None when that cannot be told (a cell missing,
+    fewer than 2 seeds, or BCE losing nothing to noise).
+    """
+    share = recovered_share(summary, level, loss, key)
+    if share is None:
+        return None
+    own, bce = summary[level][loss][key], summary[level]["bce"][key]
+    if own["n"] < 2 or bce["n"] < 2:
+        return None
+    pooled_std = math.sqrt((own["std"] ** 2 + bce["std"] ** 2) / 2)
+    return share >= GOAL_SHARE and own["mean"] - bce["mean"] > GOAL_STDS * pooled_std
+
+
 def markdown(summary, losses, levels) -> str:
     lines = []
     for level in levels:
@@ -92,8 +114,8 @@ def markdown(summary, losses, levels) -> str:
             continue
         lines += [f"### noise: {level}", "",
                   "| loss | mask AP | mask AP75 | boundary AP | boundary AP vs BCE | recovered "
-                  "(mask AP) | recovered (boundary AP) | seeds |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "(mask AP) | recovered (boundary AP) | goal | seeds |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
         for loss in losses:
             cell = summary[level].get(loss)
             if not cell:
@@ -105,10 +127,15 @@ def markdown(summary, losses, levels) -> str:
             shares = [recovered_share(summary, level, loss, key) if level != "clean" else None
                       for key in ("segm/AP", "boundary/AP")]
             seeds = max((v["n"] for v in cell.values()), default=0)
+            verdict = beats_bce(summary, level, loss) if level != "clean" and loss != "bce" else None
+            goal = {True: "met", False: "not met", None: ""}[verdict]
             lines.append(f"| {loss} | " + " | ".join(cells) + f" | {delta} | "
                          + " | ".join("" if s is None else f"{100 * s:.0f}%" for s in shares)
-                         + f" | {seeds} |")
+                         + f" | {goal} | {seeds} |")
         lines.append("")
+    lines.append(f"goal: recovers at least {100 * GOAL_SHARE:.0f}% of the boundary AP that BCE "
+                 f"loses to noise, by more than {GOAL_STDS:g} x the pooled seed-to-seed standard "
+                 "deviation of the loss and BCE at that level (needs 2 or more seeds).")
     return "\n".join(lines)
 
 

@@ -1,0 +1,101 @@
+"""The robustness benchmark's bookkeeping: means over seeds, the recovered share, the goal verdict,
+and resuming a grid whose runs are finished."""
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from noisy_mask.experiment import RESULTS_FILE, Schedule
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "robustness.py"
+
+
+@pytest.fixture(scope="module")
+def robustness():
+    spec = importlib.util.spec_from_file_location("robustness_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def record(level, loss, seed, boundary_ap, mask_ap=30.0):
+    results = {"segm": {"AP": mask_ap, "AP75": mask_ap - 5}, "boundary": {"AP": boundary_ap}}
+    return dict(level=level, loss=loss, seed=seed, results=results)
+
+
+def grid(bce_clean, bce_mid, other_mid, loss="svls"):
+    """Records of three seeds: bce clean, bce mid and `loss` mid, boundary AP per seed."""
+    records = []
+    for seed in range(3):
+        records.append(record("clean", "bce", seed, bce_clean[seed]))
+        records.append(record("mid", "bce", seed, bce_mid[seed]))
+        records.append(record("mid", loss, seed, other_mid[seed]))
+    return records
+
+
+def test_summary_is_mean_and_sample_std_over_seeds(robustness):
+    summary = robustness.summarize(grid([10, 12, 14], [8, 8, 8], [9, 9, 9]))
+    cell = summary["clean"]["bce"]["boundary/AP"]
+    assert cell["n"] == 3
+    assert cell["mean"] == pytest.approx(12.0)
+    assert cell["std"] == pytest.approx(2.0)  # sqrt(((-2)^2 + 0 + 2^2) / (3 - 1))
+    assert summary["mid"]["svls"]["segm/AP75"]["mean"] == pytest.approx(25.0)
+
+
+def test_non_finite_metrics_are_left_out(robustness):
+    records = [record("clean", "bce", 0, float("nan")), record("clean", "bce", 1, 4.0)]
+    cell = robustness.summarize(records)["clean"]["bce"]["boundary/AP"]
+    assert cell["n"] == 1 and cell["mean"] == 4.0 and math.isnan(cell["std"])
+
+
+def test_recovered_share_is_the_share_of_the_loss_to_noise(robustness):
+    # BCE loses 12 - 9 = 3 points; the loss gets back 10.5 - 9 = 1.5 of them.
+    summary = robustness.summarize(grid([12, 12, 12], [9, 9, 9], [10.5, 10.5, 10.5]))
+    assert robustness.recovered_share(summary, "mid", "svls", "boundary/AP") == pytest.approx(0.5)
+    assert robustness.recovered_share(summary, "mid", "bce", "boundary/AP") == pytest.approx(0.0)
+    assert robustness.recovered_share(summary, "hard", "svls", "boundary/AP") is None
+
+
+def test_goal_needs_the_share_and_a_gain_beyond_seed_noise(robustness):
+    # Share 1.5 / 3 = 50 %, gain 1.5 > 2 x pooled std 0.5 = 1.0 (std of [8.5, 9, 9.5] is 0.5).
+    met = robustness.summarize(grid([12, 12, 12], [8.5, 9, 9.5], [10, 10.5, 11]))
+    assert robustness.beats_bce(met, "mid", "svls") is True
+    # The same means with a seed-to-seed std of 1.5: 1.5 > 2 x 1.5 fails.
+    noisy = robustness.summarize(grid([12, 12, 12], [7.5, 9, 10.5], [9, 10.5, 12]))
+    assert robustness.beats_bce(noisy, "mid", "svls") is False
+    # Beyond the noise but recovering only 0.6 / 3 = 20 % of the loss.
+    small = robustness.summarize(grid([12, 12, 12], [9, 9, 9], [9.6, 9.6, 9.6]))
+    assert robustness.beats_bce(small, "mid", "svls") is False
+    # BCE loses nothing to noise: no share, no verdict.
+    none = robustness.summarize(grid([9, 9, 9], [9, 9, 9], [10, 10, 10]))
+    assert robustness.beats_bce(none, "mid", "svls") is None
+
+
+def test_goal_needs_two_seeds(robustness):
+    records = [record("clean", "bce", 0, 12), record("mid", "bce", 0, 9), record("mid", "svls", 0, 12)]
+    assert robustness.beats_bce(robustness.summarize(records), "mid", "svls") is None
+
+
+def test_markdown_reports_share_and_verdict(robustness):
+    summary = robustness.summarize(grid([12, 12, 12], [8.5, 9, 9.5], [10, 10.5, 11]))
+    text = robustness.markdown(summary, ["bce", "svls"], ["clean", "mid"])
+    svls_row = next(line for line in text.splitlines() if line.startswith("| svls"))
+    assert svls_row.split(" | ")[1:] == ["30.0 ± 0.0", "25.0 ± 0.0", "10.5 ± 0.5", "+1.5", "", "50%", "met", "3 |"]
+
+
+def test_finished_runs_are_not_repeated(robustness, tmp_path):
+    """Every run folder of the grid already holds its results: run_grid trains nothing."""
+    schedule = Schedule(num_train=3, num_val=2, max_iter=1)
+    expected = {}
+    for level in ("clean", "mid"):
+        for loss, folder in (("bce", "bce"), ("bce+dice", "bce_plus_dice")):
+            run_dir = tmp_path / "runs" / level / "seed0" / folder
+            run_dir.mkdir(parents=True)
+            expected[level, loss] = {"segm": {"AP": len(expected) + 1.0}}
+            (run_dir / RESULTS_FILE).write_text(json.dumps(expected[level, loss]))
+    records = robustness.run_grid(tmp_path, ["bce", "bce+dice"], ["clean", "mid"], [0], schedule, 1)
+    assert {(r["level"], r["loss"]): r["results"] for r in records} == expected
+    assert not list(tmp_path.glob("runs/*/*/*/train_net.out"))
+    assert (tmp_path / "dataset" / "instances_train_mid_seed0.json").exists()
