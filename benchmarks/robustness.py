@@ -6,6 +6,7 @@ Each run trains `train_net.py` on a noisy copy of the built-in dataset's trainin
     python benchmarks/robustness.py --output output/robustness                   # the full grid
     python benchmarks/robustness.py --output output/robustness-smoke --smoke     # a quick subset
     python benchmarks/robustness.py --output DIR --losses bce svls --levels clean mid --seeds 0 1 2
+    python benchmarks/robustness.py --output DIR --losses bce bpm gce --levels clean mid --clean-losses bce
 
 An interrupted grid resumes: finished runs (with `eval_results.json`) are not repeated. Writes
 `results.json`, `results.md` (mean and standard deviation over seeds, and the share of the AP lost
@@ -45,13 +46,18 @@ GOAL_SHARE = 0.30
 GOAL_STDS = 2.0
 
 
-def run_grid(output_dir: Path, losses, levels, seeds, schedule: Schedule, jobs: int) -> List[Dict]:
-    """Train and evaluate every (loss, level, seed), `jobs` at a time; one record per run."""
+def run_grid(output_dir: Path, losses, levels, seeds, schedule: Schedule, jobs: int,
+             clean_losses: Optional[Sequence[str]] = None) -> List[Dict]:
+    """Train and evaluate every (loss, level, seed), `jobs` at a time; one record per run.
+
+    On clean masks only `clean_losses` are trained (all of `losses` if None).
+    """
     runs, tasks = [], []
     for seed in seeds:
         for level in levels:
             data = prepare_data(output_dir, level, schedule, seed)
-            for loss in losses:
+            level_losses = losses if level != "clean" or clean_losses is None else clean_losses
+            for loss in level_losses:
                 run_dir = output_dir / "runs" / level / f"seed{seed}" / loss.replace("+", "_plus_")
                 runs.append(dict(loss=loss, level=level, seed=seed, run_dir=str(run_dir)))
                 tasks.append(functools.partial(train_and_evaluate, run_dir, loss, data, schedule, seed))
@@ -161,6 +167,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--losses", nargs="+", default=list(DEFAULT_LOSSES))
     parser.add_argument("--levels", nargs="+", default=list(NOISE_LEVELS), choices=NOISE_LEVELS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--clean-losses", nargs="+", default=None,
+                        help="losses trained on clean masks (default: all of --losses); the "
+                             "recovered share needs only bce there")
     parser.add_argument("--max-iter", type=int, default=GRID.max_iter)
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="runs side by side")
     parser.add_argument("--smoke", action="store_true",
@@ -172,7 +181,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.losses = ["bce", *args.losses]  # the reference every share is measured against
     schedule = Schedule(GRID.num_train, GRID.num_val, args.max_iter)
     started = time.time()
-    records = run_grid(args.output, args.losses, args.levels, args.seeds, schedule, args.jobs)
+    if args.clean_losses is not None and "bce" not in args.clean_losses:
+        args.clean_losses = ["bce", *args.clean_losses]
+    records = run_grid(args.output, args.losses, args.levels, args.seeds, schedule, args.jobs,
+                       args.clean_losses)
     summary = summarize(records)
     elapsed = time.time() - started
     header = (f"Command: `python benchmarks/{Path(__file__).name} {' '.join(argv or sys.argv[1:])}`  \n"
