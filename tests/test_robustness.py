@@ -99,3 +99,14 @@ def test_finished_runs_are_not_repeated(robustness, tmp_path):
     assert {(r["level"], r["loss"]): r["results"] for r in records} == expected
     assert not list(tmp_path.glob("runs/*/*/*/train_net.out"))
     assert (tmp_path / "dataset" / "instances_train_mid_seed0.json").exists()
+
+
+def test_clean_losses_limit_what_is_trained_on_clean_masks(robustness, tmp_path):
+    schedule = Schedule(num_train=3, num_val=2, max_iter=1)
+    for level, loss in (("clean", "bce"), ("mid", "bce"), ("mid", "gce")):
+        run_dir = tmp_path / "runs" / level / "seed0" / loss
+        run_dir.mkdir(parents=True)
+        (run_dir / RESULTS_FILE).write_text(json.dumps({"segm": {"AP": 1.0}}))
+    records = robustness.run_grid(tmp_path, ["bce", "gce"], ["clean", "mid"], [0], schedule, 1,
+                                  clean_losses=["bce"])
+    assert [(r["level"], r["loss"]) for r in records] == [("clean", "bce"), ("mid", "bce"), ("mid", "gce")]
