@@ -117,13 +117,24 @@ def beats_bce(summary, level: str, loss: str, key: str = "boundary/AP") -> Optio
     return share >= GOAL_SHARE and own["mean"] - bce["mean"] > GOAL_STDS * pooled_std
 
 
-def markdown(summary, losses, levels) -> str:
+def paired_gains(records: Sequence[Dict], level: str, loss: str, key: str = "boundary/AP") -> List[float]:
+    """AP_loss - AP_bce at `level` per seed run by both: the seed's noise and training draw cancel."""
+    task, metric = key.split("/")
+    by_seed: Dict = {}
+    for r in records:
+        value = r["results"].get(task, {}).get(metric)
+        if r["level"] == level and r["loss"] in (loss, "bce") and value is not None and math.isfinite(value):
+            by_seed.setdefault(r["seed"], {})[r["loss"]] = value
+    return [v[loss] - v["bce"] for _, v in sorted(by_seed.items()) if loss in v and "bce" in v]
+
+
+def markdown(summary, losses, levels, records: Sequence[Dict] = ()) -> str:
     lines = []
     for level in levels:
         if level not in summary:
             continue
         lines += [f"### noise: {level}", "",
-                  "| loss | mask AP | mask AP75 | boundary AP | boundary AP vs BCE | recovered "
+                  "| loss | mask AP | mask AP75 | boundary AP | boundary AP vs BCE (paired by seed) | recovered "
                   "(mask AP) | recovered (boundary AP) | goal | seeds |",
                   "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
         for loss in losses:
@@ -131,9 +142,9 @@ def markdown(summary, losses, levels) -> str:
             if not cell:
                 continue
             cells = [_mean_std(cell.get(f"{task}/{metric}")) for task, metric in METRICS]
-            bce = summary[level].get("bce", {}).get("boundary/AP")
-            own = cell.get("boundary/AP")
-            delta = "" if not (bce and own) else f"{own['mean'] - bce['mean']:+.1f}"
+            gains = paired_gains(records, level, loss) if loss != "bce" else []
+            delta = "" if not gains else (f"{mean(gains):+.1f}" if len(gains) < 2
+                                          else f"{mean(gains):+.1f} ± {stdev(gains):.1f}")
             shares = [recovered_share(summary, level, loss, key) if level != "clean" else None
                       for key in ("segm/AP", "boundary/AP")]
             seeds = max((v["n"] for v in cell.values()), default=0)
@@ -198,7 +209,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"Commit: {git_commit()}; machine: {platform.machine()}, "
               f"{os.cpu_count()} cores; this invocation: {elapsed / 60:.1f} min "
               f"(runs already finished are not repeated); {schedule.max_iter} iterations per run.\n")
-    table = header + "\n" + markdown(summary, args.losses, args.levels)
+    table = header + "\n" + markdown(summary, args.losses, args.levels, records)
     write_text_atomic(args.output / "results.md", table)
     results = {"records": records, "summary": summary, "schedule": vars(schedule)}
     write_json_atomic(args.output / "results.json", results)

@@ -78,11 +78,19 @@ def test_goal_needs_two_seeds(robustness):
     assert robustness.beats_bce(robustness.summarize(records), "mid", "svls") is None
 
 
+def test_paired_gains_are_per_seed_differences(robustness):
+    records = grid([12, 12, 12], [8, 9, 13], [9, 11, 13])
+    assert robustness.paired_gains(records, "mid", "svls") == [1, 2, 0]
+    # A seed that only one of the two ran is left out.
+    assert robustness.paired_gains(records[:-1], "mid", "svls") == [1, 2]
+
+
 def test_markdown_reports_share_and_verdict(robustness):
-    summary = robustness.summarize(grid([12, 12, 12], [8.5, 9, 9.5], [10, 10.5, 11]))
-    text = robustness.markdown(summary, ["bce", "svls"], ["clean", "mid"])
+    records = grid([12, 12, 12], [8.5, 9, 9.5], [10, 10.5, 11])
+    text = robustness.markdown(robustness.summarize(records), ["bce", "svls"], ["clean", "mid"], records)
     svls_row = next(line for line in text.splitlines() if line.startswith("| svls"))
-    assert svls_row.split(" | ")[1:] == ["30.0 ± 0.0", "25.0 ± 0.0", "10.5 ± 0.5", "+1.5", "", "50%", "met", "3 |"]
+    assert svls_row.split(" | ")[1:] == [
+        "30.0 ± 0.0", "25.0 ± 0.0", "10.5 ± 0.5", "+1.5 ± 0.0", "", "50%", "met", "3 |"]
 
 
 def test_finished_runs_are_not_repeated(robustness, tmp_path):
