@@ -198,7 +198,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.losses = ["bce", *args.losses]  # the reference every share is measured against
     base = SMOKE["schedule"] if args.smoke else GRID
     schedule = Schedule(base.num_train, base.num_val, args.max_iter or base.max_iter)
-    started = time.time()
+    started, commit = time.time(), git_commit()
     if args.clean_losses is not None and "bce" not in args.clean_losses:
         args.clean_losses = ["bce", *args.clean_losses]
     records = run_grid(args.output, args.losses, args.levels, args.seeds, schedule, args.jobs,
@@ -206,7 +206,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     summary = summarize(records)
     elapsed = time.time() - started
     header = (f"Command: `python benchmarks/{Path(__file__).name} {' '.join(argv or sys.argv[1:])}`  \n"
-              f"Commit: {git_commit()}; machine: {platform.machine()}, "
+              f"Commit: {commit}; machine: {platform.machine()}, "
               f"{os.cpu_count()} cores; this invocation: {elapsed / 60:.1f} min "
               f"(runs already finished are not repeated); {schedule.max_iter} iterations per run.\n")
     table = header + "\n" + markdown(summary, args.losses, args.levels, records)
