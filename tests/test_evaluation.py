@@ -6,6 +6,7 @@ thresholds 0.50, 0.55, ..., 0.95 it matches at 0.50, 0.55, 0.60, 0.65 (4 of 10):
 AP75 = 0, AP = 40.
 """
 
+import copy
 import json
 import logging
 import uuid
@@ -89,6 +90,18 @@ def test_prediction_equal_to_ground_truth_gives_ap_100():
         # 400 px < 32^2: a small object; the medium and large ranges have no ground truth (NaN).
         assert m["APs"] == 100.0
         assert np.isnan(m["APm"]) and np.isnan(m["APl"])
+
+
+def test_ground_truth_and_results_are_left_as_they_were():
+    # loadRes adds area, id and iscrowd to every result it is given, and the segm pass drops
+    # "bbox": both must happen on copies.
+    gt = gt_dict([gt_square(1, 1, 10, 10)])
+    results = [pred(1, 10, 10), pred(1, 30, 30, score=0.5)]
+    gt_before, results_before = copy.deepcopy(gt), copy.deepcopy(results)
+    out = evaluate_coco_json(gt, results, ("bbox", "segm", "boundary"))
+    assert out["segm"]["metrics"]["AP"] == 100.0
+    assert gt == gt_before
+    assert results == results_before
 
 
 def test_shifted_square_mask_and_boundary_iou():
