@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Sequence
 from noisy_mask.atomic import write_json_atomic, write_text_atomic
 from noisy_mask.experiment import (
     DEFAULT_JOBS,
+    LEVELS,
     NOISE_LEVELS,
     Schedule,
     prepare_data,
@@ -99,6 +100,23 @@ def recovered_share(summary, level: str, loss: str, key: str) -> Optional[float]
     return None if lost <= 0 else (value - bce_noisy) / lost
 
 
+def mask_loss_ceiling(summary, key: str = "boundary/AP") -> Optional[float]:
+    """The share of what BCE loses at mid that clean masks win back, the rest of mid kept:
+
+        (AP_bce(mid_no_outlines) - AP_bce(mid)) / (AP_bce(clean) - AP_bce(mid)).
+
+    A mask loss can at best undo the outline noise, so this bounds the share any mask loss can
+    recover at mid. None until the three BCE cells are there (or if BCE loses nothing at mid).
+    """
+    try:
+        clean, mid, no_outlines = (summary[level]["bce"][key]["mean"]
+                                   for level in ("clean", "mid", "mid_no_outlines"))
+    except KeyError:
+        return None
+    lost = clean - mid
+    return None if lost <= 0 else (no_outlines - mid) / lost
+
+
 def beats_bce(summary, level: str, loss: str, key: str = "boundary/AP") -> Optional[bool]:
     """Whether `loss` recovers GOAL_SHARE of what BCE loses at `level`, beyond seed noise.
 
@@ -154,6 +172,13 @@ def markdown(summary, losses, levels, records: Sequence[Dict] = ()) -> str:
                          + " | ".join("" if s is None else f"{100 * s:.0f}%" for s in shares)
                          + f" | {goal} | {seeds} |")
         lines.append("")
+    ceilings = ["n/a" if c is None else f"{100 * c:.0f}%"
+                for c in (mask_loss_ceiling(summary, key) for key in ("segm/AP", "boundary/AP"))]
+    if ceilings[1] != "n/a":
+        lines += [f"At most a mask loss can win back: BCE trained with clean masks but the rest of "
+                  f"mid (its boxes, deletions and flips; level mid_no_outlines) recovers "
+                  f"{ceilings[0]} of the mask AP and {ceilings[1]} of the boundary AP that BCE "
+                  "loses at mid.", ""]
     lines.append(f"goal: recovers at least {100 * GOAL_SHARE:.0f}% of the boundary AP that BCE "
                  f"loses to noise, by more than {GOAL_STDS:g} x the pooled seed-to-seed standard "
                  "deviation of the loss and BCE at that level (needs 2 or more seeds).")
@@ -180,7 +205,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--losses", nargs="+", default=list(DEFAULT_LOSSES))
-    parser.add_argument("--levels", nargs="+", default=list(NOISE_LEVELS), choices=NOISE_LEVELS)
+    parser.add_argument("--levels", nargs="+", default=list(NOISE_LEVELS), choices=LEVELS,
+                        help="default: %(default)s; mid_outlines and mid_no_outlines split mid "
+                             "into its mask part and the rest (noisy_mask/experiment.py)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--clean-losses", nargs="+", default=None,
                         help="losses trained on clean masks (default: all of --losses); the "

@@ -29,6 +29,15 @@ TRAIN_NET = PROJECT_ROOT / "train_net.py"
 SHAPES_CONFIG = PROJECT_ROOT / "configs" / "shapes" / "Base-Shapes-R18-FPN.yaml"
 RESULTS_FILE = "eval_results.json"
 NOISE_LEVELS = ("clean", "easy", "mid", "hard")
+# `mid` split in two, to tell what a mask loss can win back from what it cannot:
+#   mid_outlines: only the outline noise, on the masks alone (boxes, instances, classes clean);
+#   mid_no_outlines: everything else of mid (boxes from the noisy outlines, 5% deleted, 5% of
+#     classes flipped) with the masks clean: what a mask loss that undid outline noise would reach.
+SPLIT_LEVELS = {
+    "mid_outlines": dict(preset="mid", apply_to="masks", delete_fraction=0.0, flip_fraction=0.0),
+    "mid_no_outlines": dict(preset="mid", apply_to="boxes"),
+}
+LEVELS = NOISE_LEVELS + tuple(SPLIT_LEVELS)
 # Runs side by side, the cores split between them: more throughput than one multi-threaded run,
 # whose threads wait on each other whenever anything else uses a core.
 DEFAULT_JOBS = 2 if (os.cpu_count() or 1) >= 2 else 1
@@ -75,7 +84,8 @@ def prepare_data(output_dir: Path, noise: str, schedule: Schedule, seed: int) ->
     noisy_json = output_dir / "dataset" / f"instances_train_{noise}_seed{seed}.json"
     report_path = Path(str(noisy_json)[: -len(".json")] + ".noise_report.json")
     if not (noisy_json.exists() and report_path.exists()):
-        noise_file(paths["train_json"], noisy_json, preset=noise, seed=seed)
+        options = SPLIT_LEVELS.get(noise, dict(preset=noise))
+        noise_file(paths["train_json"], noisy_json, seed=seed, **options)
     paths.update(
         clean_train_json=paths["train_json"], train_json=str(noisy_json),
         noise_report=str(report_path),
@@ -227,7 +237,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", required=True, type=Path, help="folder for everything")
     parser.add_argument("--losses", nargs="+", default=["bce", "dice", "label_smoothing"])
-    parser.add_argument("--noise", default="mid", choices=NOISE_LEVELS)
+    parser.add_argument("--noise", default="mid", choices=LEVELS)
     parser.add_argument("--seed", type=int, default=0, help="noise and training seed")
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
                         help="runs trained side by side, the cores shared between them "

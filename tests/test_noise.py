@@ -1,5 +1,6 @@
 """Tests of the mask-noise tool: each model on hand-made masks, counts, determinism, files, CLI."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -338,6 +339,35 @@ def test_flips_change_the_rounded_fraction_to_another_category():
     assert not set(changed) & set(report["deleted_ids"])
 
 
+def test_apply_to_splits_the_outline_noise_between_masks_and_boxes():
+    coco = shapes_coco(num_images=4, per_image=5)  # N = 20
+    for ann in coco["annotations"]:  # the input's own boxes and areas, told apart from the noisy ones
+        ann["bbox"], ann["area"] = [1.0, 2.0, 3.0, 4.0], 5.0
+    both, both_report = add_mask_noise(coco, PRESETS["mid"], seed=3)
+    params = {apply_to: dataclasses.replace(PRESETS["mid"], apply_to=apply_to)
+              for apply_to in ("masks", "boxes")}
+    masks, masks_report = add_mask_noise(coco, params["masks"], seed=3)
+    boxes, boxes_report = add_mask_noise(coco, params["boxes"], seed=3)
+    clean = {a["id"]: a for a in coco["annotations"]}
+    # Same draw: the same instances deleted and flipped in all three.
+    for noisy, report in ((masks, masks_report), (boxes, boxes_report)):
+        assert [(a["id"], a["category_id"]) for a in noisy["annotations"]] == [
+            (a["id"], a["category_id"]) for a in both["annotations"]]
+        assert report["deleted_ids"] == both_report["deleted_ids"] == [
+            i for i in clean if i not in {a["id"] for a in both["annotations"]}]
+    for b, m, x in zip(both["annotations"], masks["annotations"], boxes["annotations"]):
+        # masks: the noisy mask and its area, the input's bbox
+        assert (m["segmentation"], m["area"]) == (b["segmentation"], b["area"])
+        assert m["bbox"] == [1.0, 2.0, 3.0, 4.0]
+        # boxes: the box of the noisy mask, the input's mask and area
+        assert x["bbox"] == b["bbox"] != [1.0, 2.0, 3.0, 4.0]
+        assert (x["segmentation"], x["area"]) == (clean[x["id"]]["segmentation"], 5.0)
+    assert masks_report["mask_iou"] == both_report["mask_iou"]
+    assert both_report["mask_iou"]["mean"] < 0.9 and boxes_report["mask_iou"]["mean"] == 1.0
+    with pytest.raises(ValueError, match="apply_to must be one of both, masks, boxes, got 'mask'"):
+        make_params("mid", apply_to="mask")
+
+
 def test_presets_are_ordered_and_report_matches_a_reference():
     coco = shapes_coco()
     means = {}
@@ -481,6 +511,7 @@ def test_cli_writes_output_report_and_one_line(tmp_path, capsys):
         "kernel": 0,
         "delete_fraction": 0.05,
         "flip_fraction": 0.5,
+        "apply_to": "both",
     }
     assert report["dilated"] == report["eroded"] == 0
     assert line.startswith("18 instances: 1 deleted, 9 flipped") and line.endswith("out.json")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from noisy_mask.experiment import RESULTS_FILE, Schedule
+from noisy_mask.experiment import RESULTS_FILE, Schedule, prepare_data
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "robustness.py"
 
@@ -93,6 +93,18 @@ def test_markdown_reports_share_and_verdict(robustness):
         "30.0 ± 0.0", "25.0 ± 0.0", "10.5 ± 0.5", "+1.5 ± 0.0", "", "50%", "met", "3 |"]
 
 
+def test_mask_loss_ceiling_is_the_share_clean_masks_win_back(robustness):
+    records = grid([12, 14, 16], [8, 9, 10], [9, 9, 9])
+    summary = robustness.summarize(records)
+    assert robustness.mask_loss_ceiling(summary) is None  # no mid_no_outlines yet
+    records += [record("mid_no_outlines", "bce", seed, ap) for seed, ap in enumerate([9, 10, 11])]
+    summary = robustness.summarize(records)
+    # BCE: clean 14, mid 9, mid_no_outlines 10 -> (10 - 9) / (14 - 9) = 20%
+    assert robustness.mask_loss_ceiling(summary) == pytest.approx(0.2)
+    text = robustness.markdown(summary, ["bce", "svls"], ["clean", "mid", "mid_no_outlines"], records)
+    assert "recovers n/a of the mask AP and 20% of the boundary AP that BCE loses at mid" in text
+
+
 def test_finished_runs_are_not_repeated(robustness, tmp_path):
     """Every run folder of the grid already holds its results: run_grid trains nothing."""
     schedule = Schedule(num_train=3, num_val=2, max_iter=1)
@@ -118,3 +130,21 @@ def test_clean_losses_limit_what_is_trained_on_clean_masks(robustness, tmp_path)
     records = robustness.run_grid(tmp_path, ["bce", "gce"], ["clean", "mid"], [0], schedule, 1,
                                   clean_losses=["bce"])
     assert [(r["level"], r["loss"]) for r in records] == [("clean", "bce"), ("mid", "bce"), ("mid", "gce")]
+
+
+def test_split_levels_write_their_part_of_mid(tmp_path):
+    schedule = Schedule(num_train=4, num_val=2, max_iter=1)
+    load = lambda paths: {a["id"]: a for a in json.loads(Path(paths["train_json"]).read_text())["annotations"]}
+    clean = load(prepare_data(tmp_path, "clean", schedule, 0))
+    mid = load(prepare_data(tmp_path, "mid", schedule, 0))
+    outlines = load(prepare_data(tmp_path, "mid_outlines", schedule, 0))
+    no_outlines = load(prepare_data(tmp_path, "mid_no_outlines", schedule, 0))
+    assert len(mid) < len(clean) and set(outlines) == set(clean) and set(no_outlines) == set(mid)
+    for i, ann in outlines.items():  # mid's outlines on clean boxes, instances and classes
+        assert (ann["bbox"], ann["category_id"]) == (clean[i]["bbox"], clean[i]["category_id"])
+        if i in mid:
+            assert ann["segmentation"] == mid[i]["segmentation"]
+    for i, ann in no_outlines.items():  # the rest of mid on clean masks
+        assert (ann["bbox"], ann["category_id"]) == (mid[i]["bbox"], mid[i]["category_id"])
+        assert (ann["segmentation"], ann["area"]) == (clean[i]["segmentation"], clean[i]["area"])
+    assert sum(outlines[i]["segmentation"] != clean[i]["segmentation"] for i in clean) > len(clean) // 2
