@@ -41,7 +41,7 @@ DEFAULT_LOSSES = ("bce", "dice", "label_smoothing", "svls", "boundary_band", "bo
 # it reaches 46.7 (3 seeds) and loses 12.6 to mid noise (docs/robustness.md). Two runs side by
 # side took 15 to 16 minutes on 2 idle cores.
 GRID = Schedule(num_train=200, num_val=50, max_iter=600)
-# Checks the whole pipeline, not the losses (estimated at about 10 minutes; not timed yet).
+# Checks the whole pipeline, not the losses: 7.2 minutes on 2 idle cores (docs/robustness.md).
 SMOKE = dict(losses=("bce", "svls"), levels=("clean", "mid"), seeds=(0,),
              schedule=Schedule(num_train=100, num_val=30, max_iter=150))
 METRICS = (("segm", "AP"), ("segm", "AP75"), ("boundary", "AP"))
