@@ -1,7 +1,9 @@
 """Which loss helps at which noise level: a grid of losses x noise levels x seeds.
 
-Each run trains `train_net.py` on a noisy copy of the built-in dataset's training masks (made by
-`noisy_mask.noise`; the noise seed is the run's seed) and evaluates on the clean validation split.
+Each run fine-tunes, with `train_net.py`, a detector pretrained without masks (trained once per
+output folder, on clean images of their own) on a noisy copy of the built-in dataset's training
+masks (made by `noisy_mask.noise`; the noise seed is the run's seed), and evaluates on the clean
+validation split.
 
     python benchmarks/robustness.py --output output/robustness                   # the full grid
     python benchmarks/robustness.py --output output/robustness-smoke --smoke     # a quick subset
@@ -29,21 +31,33 @@ from noisy_mask.experiment import (
     DEFAULT_JOBS,
     LEVELS,
     NOISE_LEVELS,
+    PROJECT_ROOT,
+    RESULTS_FILE,
     Schedule,
     prepare_data,
+    pretrain_detector,
     run_in_parallel,
     train_and_evaluate,
 )
 
-DEFAULT_LOSSES = ("bce", "dice", "label_smoothing", "svls", "boundary_band", "bootstrap_soft",
-                  "gce", "bce+dice")
-# At 300 iterations the model is too weak for noise to matter much (clean mask AP 25); at 600
-# it reaches 46.7 (3 seeds) and loses 12.6 to mid noise (docs/robustness.md). Two runs side by
-# side took 15 to 16 minutes on 2 idle cores.
-GRID = Schedule(num_train=200, num_val=50, max_iter=600)
-# Checks the whole pipeline, not the losses: 7.2 minutes on 2 idle cores (docs/robustness.md).
-SMOKE = dict(losses=("bce", "svls"), levels=("clean", "mid"), seeds=(0,),
-             schedule=Schedule(num_train=100, num_val=30, max_iter=150))
+DEFAULT_LOSSES = ("bce", "dice", "label_smoothing", "svls", "bootstrap_soft", "bce+pairwise_color")
+# clean, easy, mid, hard, and mid with clean masks: what a mask loss could win back at mid at most
+DEFAULT_LEVELS = NOISE_LEVELS + ("mid_no_outlines",)
+# Levels whose training masks are clean: only BCE is trained there.
+BCE_ONLY_LEVELS = ("mid_no_outlines",)
+# Every run fine-tunes one detector, pretrained without masks on 400 clean images of their own
+# (shapes seed 1; the grid's images are seed 0), as models are fine-tuned from a model zoo's
+# weights: a from-scratch run of 600 iterations reached 46.7 +- 4.8 mask AP on clean masks
+# (3 seeds, docs/robustness.md), a fine-tuned one of 300 iterations about 70.
+PRETRAIN = Schedule(num_train=400, num_val=0, max_iter=1500)
+PRETRAIN_SEED = 1
+FINETUNE_CONFIG = PROJECT_ROOT / "configs" / "shapes" / "Shapes-R18-FPN-finetune.yaml"
+# 150 validation images: the evaluation's own sampling noise is part of the seed-to-seed spread.
+GRID = Schedule(num_train=200, num_val=150, max_iter=300)
+# Checks the whole pipeline, not the losses.
+SMOKE = dict(losses=("bce", "bce+pairwise_color"), levels=("clean", "mid"), seeds=(0,),
+             schedule=Schedule(num_train=100, num_val=50, max_iter=150),
+             pretrain=Schedule(num_train=200, num_val=0, max_iter=300))
 METRICS = (("segm", "AP"), ("segm", "AP75"), ("boundary", "AP"))
 # The goal: recover this share of the boundary AP that BCE loses to noise ...
 GOAL_SHARE = 0.30
@@ -52,20 +66,32 @@ GOAL_STDS = 2.0
 
 
 def run_grid(output_dir: Path, losses, levels, seeds, schedule: Schedule, jobs: int,
-             clean_losses: Optional[Sequence[str]] = None) -> List[Dict]:
+             clean_losses: Optional[Sequence[str]] = None,
+             pretrain: Schedule = PRETRAIN) -> List[Dict]:
     """Train and evaluate every (loss, level, seed), `jobs` at a time; one record per run.
 
-    On clean masks only `clean_losses` are trained (all of `losses` if None).
+    On clean masks only `clean_losses` are trained (all of `losses` if None), at BCE_ONLY_LEVELS
+    only bce. The pretrained detector is trained first if a run still needs it.
     """
-    runs, tasks = [], []
+    runs, datas = [], []
     for seed in seeds:
         for level in levels:
             data = prepare_data(output_dir, level, schedule, seed)
             level_losses = losses if level != "clean" or clean_losses is None else clean_losses
+            if level in BCE_ONLY_LEVELS:
+                level_losses = ["bce"]
             for loss in level_losses:
                 run_dir = output_dir / "runs" / level / f"seed{seed}" / loss.replace("+", "_plus_")
                 runs.append(dict(loss=loss, level=level, seed=seed, run_dir=str(run_dir)))
-                tasks.append(functools.partial(train_and_evaluate, run_dir, loss, data, schedule, seed))
+                datas.append(data)
+    weights_opts: List[str] = []
+    if any(not (Path(run["run_dir"]) / RESULTS_FILE).exists() for run in runs):
+        weights = pretrain_detector(output_dir, pretrain, PRETRAIN_SEED, FINETUNE_CONFIG,
+                                    threads=os.cpu_count())
+        weights_opts = ["MODEL.WEIGHTS", str(weights)]
+    tasks = [functools.partial(train_and_evaluate, Path(run["run_dir"]), run["loss"], data,
+                               schedule, run["seed"], weights_opts, config=FINETUNE_CONFIG)
+             for run, data in zip(runs, datas)]
     for run, results in zip(runs, run_in_parallel(tasks, jobs)):
         run["results"] = results
     return runs
@@ -205,9 +231,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", required=True, type=Path)
     parser.add_argument("--losses", nargs="+", default=list(DEFAULT_LOSSES))
-    parser.add_argument("--levels", nargs="+", default=list(NOISE_LEVELS), choices=LEVELS,
+    parser.add_argument("--levels", nargs="+", default=list(DEFAULT_LEVELS), choices=LEVELS,
                         help="default: %(default)s; mid_outlines and mid_no_outlines split mid "
-                             "into its mask part and the rest (noisy_mask/experiment.py)")
+                             "into its mask part and the rest (noisy_mask/experiment.py); at "
+                             f"{', '.join(BCE_ONLY_LEVELS)} only bce is trained")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--clean-losses", nargs="+", default=None,
                         help="losses trained on clean masks (default: all of --losses); the "
@@ -225,20 +252,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.losses = ["bce", *args.losses]  # the reference every share is measured against
     base = SMOKE["schedule"] if args.smoke else GRID
     schedule = Schedule(base.num_train, base.num_val, args.max_iter or base.max_iter)
+    pretrain = SMOKE["pretrain"] if args.smoke else PRETRAIN
     started, commit = time.time(), git_commit()
     if args.clean_losses is not None and "bce" not in args.clean_losses:
         args.clean_losses = ["bce", *args.clean_losses]
     records = run_grid(args.output, args.losses, args.levels, args.seeds, schedule, args.jobs,
-                       args.clean_losses)
+                       args.clean_losses, pretrain)
     summary = summarize(records)
     elapsed = time.time() - started
     header = (f"Command: `python benchmarks/{Path(__file__).name} {' '.join(argv or sys.argv[1:])}`  \n"
               f"Commit: {commit}; machine: {platform.machine()}, "
               f"{os.cpu_count()} cores; this invocation: {elapsed / 60:.1f} min "
-              f"(runs already finished are not repeated); {schedule.max_iter} iterations per run.\n")
+              f"(runs already finished are not repeated); {schedule.max_iter} iterations per run "
+              f"from a detector pretrained {pretrain.max_iter} iterations.\n")
     table = header + "\n" + markdown(summary, args.losses, args.levels, records)
     write_text_atomic(args.output / "results.md", table)
-    results = {"records": records, "summary": summary, "schedule": vars(schedule)}
+    results = {"records": records, "summary": summary, "schedule": vars(schedule),
+               "pretrain": vars(pretrain)}
     write_json_atomic(args.output / "results.json", results)
     from noisy_mask.plot import plot_pr_curves
 

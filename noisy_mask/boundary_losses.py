@@ -1,8 +1,9 @@
 """BCE variants that treat the pixels near a mask's outline differently.
 
 Noisy annotations are wrong mostly along the outline. These losses soften the targets there
-(`svls`), ignore or down-weight them (`boundary_band`), or re-weight pixels by the edges of the
-prediction (`bpm`). Same convention as `noisy_mask.losses`; distances are in pixels of the
+(`svls`), ignore or down-weight them (`boundary_band`), re-weight pixels by the edges of the
+prediction (`bpm`), or train against the closest of the target's erosions and dilations
+(`morph_tolerant`). Same convention as `noisy_mask.losses`; distances are in pixels of the
 M x M grid, and the grid's own border is never an outline (replicate padding).
 """
 
@@ -122,3 +123,47 @@ def bpm_bce_loss(
     weights = (1 - scale) + scale * normalized
     bce = F.binary_cross_entropy_with_logits(pred_logits, target_masks, reduction="none")
     return (weights * bce).mean()
+
+
+def morph_stack(masks: torch.Tensor, r: int) -> torch.Tensor:
+    """(2 r + 1, N, M, M): the erosions by r ... 1, the masks, then their dilations by 1 ... r.
+
+    Erosion and dilation by k are k steps of a 3x3 square (a k-pixel shift of every edge, in
+    chessboard distance). Replicate padding: the grid's border is never an outline, so a mask
+    that fills the grid stays full and an empty one stays empty.
+    """
+    grid = masks[:, None].float()
+    eroded, dilated = [], []
+    low = high = grid
+    for _ in range(r):
+        low = -F.max_pool2d(F.pad(-low, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        high = F.max_pool2d(F.pad(high, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        eroded.insert(0, low[:, 0])
+        dilated.append(high[:, 0])
+    return torch.stack([*eroded, grid[:, 0], *dilated])
+
+
+@float32_loss
+def morph_tolerant_bce_loss(
+    pred_logits: torch.Tensor, target_masks: torch.Tensor, radius: int = 1
+) -> torch.Tensor:
+    """BCE against whichever of the target's erosions and dilations the prediction is closest to.
+
+    With y_k the target dilated by k px (eroded by -k for k < 0) in the M x M grid:
+
+        L = mean_RoIs min_{|k| <= radius} mean_pixels BCE(x, y_k)
+
+    The min over hypotheses of multiple choice learning (Guzman-Rivera et al. 2012), taken over
+    the outlines an annotator drawing up to `radius` px too wide or too tight could have meant.
+    When the outlines of different annotations of a shape err by +-radius px around the true
+    one, the true outline is the only prediction that every annotation's set reaches, so the
+    loss no longer pays for fitting each annotation's own error. The gradient is that of BCE
+    against the chosen y_k, one per RoI.
+    """
+    if radius < 1 or radius != int(radius):
+        raise ValueError(f"radius must be an integer >= 1, got {radius!r}")
+    candidates = morph_stack(target_masks, int(radius))
+    logits = pred_logits.unsqueeze(0).expand_as(candidates)
+    bce = F.binary_cross_entropy_with_logits(logits, candidates, reduction="none")
+    per_roi = bce.mean(dim=(2, 3))  # (2 radius + 1, N)
+    return per_roi.min(dim=0).values.mean()

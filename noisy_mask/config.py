@@ -5,10 +5,12 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
 from .data.checks import add_dataset_checks_config
-from .losses import loss_terms
+from .losses import loss_terms, uses_image_colors
 
 # Heads of this package: the only ones that read MODEL.ROI_MASK_HEAD.LOSS and its options.
 NOISY_MASK_HEADS = ("NoisyMaskRCNNConvUpsampleHead",)
+# The ROI heads that give the mask head the image's colours (losses.IMAGE_LOSSES need them).
+COLOR_ROI_HEADS = ("NoisyMaskROIHeads",)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,27 @@ OPTIONS: Dict[str, Option] = {
         "in [0, 1]",
         "Share of the boundary map in the weights (LOSS: bpm)",
     ),
+    "MORPH_TOLERANT_RADIUS": Option(
+        1,
+        lambda v: 1 <= v <= 5 and float(v).is_integer(),
+        "an integer in [1, 5]",
+        "Largest erosion or dilation in mask pixels tried (LOSS: morph_tolerant)",
+    ),
+    "PAIRWISE_COLOR_THETA": Option(
+        2.0, lambda v: v > 0, "> 0", "Colour distance scale in CIELAB units (LOSS: pairwise_color)"
+    ),
+    "PAIRWISE_COLOR_THRESHOLD": Option(
+        0.3,
+        lambda v: 0 < v <= 1,
+        "in (0, 1]",
+        "Least colour similarity of a pair that must share a label (LOSS: pairwise_color)",
+    ),
+    "PAIRWISE_COLOR_DILATION": Option(
+        2,
+        lambda v: v >= 1 and float(v).is_integer(),
+        "an integer >= 1",
+        "Distance in mask pixels between paired neighbours (LOSS: pairwise_color)",
+    ),
 }
 
 # Loss name -> {keyword of the loss function: config key in OPTIONS}.
@@ -86,6 +109,12 @@ LOSS_KWARGS: Dict[str, Dict[str, str]] = {
     "svls": {"sigma": "SVLS_SIGMA"},
     "boundary_band": {"width": "BOUNDARY_BAND_WIDTH", "band_weight": "BOUNDARY_BAND_WEIGHT"},
     "bpm": {"scale": "BPM_SCALE"},
+    "morph_tolerant": {"radius": "MORPH_TOLERANT_RADIUS"},
+    "pairwise_color": {
+        "theta": "PAIRWISE_COLOR_THETA",
+        "threshold": "PAIRWISE_COLOR_THRESHOLD",
+        "dilation": "PAIRWISE_COLOR_DILATION",
+    },
 }
 
 
@@ -174,4 +203,11 @@ def check_noisy_mask_config(cfg) -> None:
             f"MODEL.ROI_MASK_HEAD.LOSS = {name!r} (LOSS_WEIGHT {weight}) is read only by "
             f"{', '.join(NOISY_MASK_HEADS)}, but MODEL.ROI_MASK_HEAD.NAME is {head!r}: set "
             f"NAME to {NOISY_MASK_HEADS[0]!r} or LOSS to 'bce'"
+        )
+    roi_heads = cfg.MODEL.ROI_HEADS.NAME
+    if cfg.MODEL.MASK_ON and uses_image_colors(name) and roi_heads not in COLOR_ROI_HEADS:
+        raise ValueError(
+            f"MODEL.ROI_MASK_HEAD.LOSS = {name!r} uses the image's colours, which only "
+            f"{', '.join(COLOR_ROI_HEADS)} give the mask head, but MODEL.ROI_HEADS.NAME is "
+            f"{roi_heads!r}: set MODEL.ROI_HEADS.NAME to {COLOR_ROI_HEADS[0]!r}"
         )

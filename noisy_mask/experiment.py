@@ -93,6 +93,36 @@ def prepare_data(output_dir: Path, noise: str, schedule: Schedule, seed: int) ->
     return paths
 
 
+def run_train_net(
+    run_dir: Path, opts: Sequence[str], what: str, config: Path = SHAPES_CONFIG,
+    threads: Optional[int] = None,
+) -> None:
+    """Run `train_net.py --config-file config --resume opts` into run_dir, its output in
+    run_dir/train_net.out; raise naming `what` and that file if it fails.
+
+    `threads` caps the run's compute threads: runs side by side must not oversubscribe the cores,
+    which slows CPU training several-fold.
+    """
+    cmd = [
+        sys.executable,
+        str(TRAIN_NET),
+        "--config-file",
+        str(config),
+        "--resume",  # continues an interrupted run from its last checkpoint
+        "OUTPUT_DIR",
+        str(run_dir),
+        *opts,
+    ]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    with open(run_dir / "train_net.out", "w") as log:
+        status = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env)
+    if status.returncode != 0:
+        raise RuntimeError(f"training {what} failed (exit {status.returncode}): see {log.name}")
+
+
 def train_and_evaluate(
     run_dir: Path,
     loss: str,
@@ -101,12 +131,9 @@ def train_and_evaluate(
     seed: int,
     extra_opts: Sequence[str] = (),
     threads: Optional[int] = None,
+    config: Path = SHAPES_CONFIG,
 ) -> Dict:
-    """Train `loss` with train_net.py on data["train_json"], evaluate on the clean validation set.
-
-    `threads` caps the run's compute threads: runs side by side must not oversubscribe the cores,
-    which slows CPU training several-fold.
-    """
+    """Train `loss` with train_net.py on data["train_json"], evaluate on the clean validation set."""
     results_path = run_dir / RESULTS_FILE
     if results_path.exists():
         return json.loads(results_path.read_text())
@@ -114,12 +141,7 @@ def train_and_evaluate(
         ["train", data["train_json"], data["train_images"]],
         ["val_clean", data["val_json"], data["val_images"]],
     ]
-    cmd = [
-        sys.executable,
-        str(TRAIN_NET),
-        "--config-file",
-        str(SHAPES_CONFIG),
-        "--resume",  # continues an interrupted run from its last checkpoint
+    opts = [
         "MODEL.ROI_MASK_HEAD.LOSS",
         loss,
         "DATASETS.REGISTER_COCO",
@@ -128,24 +150,55 @@ def train_and_evaluate(
         "('train',)",
         "DATASETS.TEST",
         "('val_clean',)",
-        "OUTPUT_DIR",
-        str(run_dir),
         "SEED",
         str(seed),
         *schedule.solver_opts(),
         *extra_opts,
     ]
-    run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    env = dict(os.environ)
-    if threads:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    with open(run_dir / "train_net.out", "w") as log:
-        status = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env)
-    if status.returncode != 0:
-        raise RuntimeError(f"training {loss} failed (exit {status.returncode}): see {log.name}")
+    run_train_net(run_dir, opts, loss, config, threads)
     print(f"  {loss}: trained and evaluated in {time.time() - started:.0f} s", flush=True)
     return json.loads(results_path.read_text())
+
+
+def pretrain_detector(
+    output_dir: Path, schedule: Schedule, seed: int, config: Path = SHAPES_CONFIG,
+    threads: Optional[int] = None,
+) -> Path:
+    """A detector without a mask branch (MODEL.MASK_ON False), trained on clean shapes images of
+    its own (`seed`, not the experiment's), as a starting point like a detection model zoo's;
+    returns its weights, `output_dir/pretrain/model_final.pth`. Trained once: kept weights
+    are returned at once, and an interrupted pretraining resumes.
+
+    The mask head is not in these weights, so every mask head of the experiment learns its
+    masks from its own (noisy) training annotations only.
+    """
+    from noisy_mask.data import generate_shapes_dataset
+
+    run_dir = output_dir / "pretrain"
+    weights = run_dir / "model_final.pth"
+    if weights.exists():
+        return weights
+    paths = generate_shapes_dataset(
+        output_dir / "pretrain_dataset", num_train=schedule.num_train, num_val=0, seed=seed
+    )
+    opts = [
+        "MODEL.MASK_ON",
+        "False",
+        "DATASETS.REGISTER_COCO",
+        repr([["pretrain", paths["train_json"], paths["train_images"]]]),
+        "DATASETS.TRAIN",
+        "('pretrain',)",
+        "DATASETS.TEST",
+        "()",
+        "SEED",
+        str(seed),
+        *schedule.solver_opts(),
+    ]
+    started = time.time()
+    run_train_net(run_dir, opts, "the pretrained detector", config, threads)
+    print(f"  pretrained detector: trained in {time.time() - started:.0f} s", flush=True)
+    return weights
 
 
 def mean_noise_iou(data: Dict[str, str]) -> Optional[float]:

@@ -12,13 +12,19 @@ keyword. With N = 0 a loss is `pred_logits.sum() * 0`: zero, finite, and still i
 """
 
 import functools
-from typing import Callable, Dict, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
-from .boundary_losses import boundary_band_bce_loss, bpm_bce_loss, svls_loss
+from .boundary_losses import (
+    boundary_band_bce_loss,
+    bpm_bce_loss,
+    morph_tolerant_bce_loss,
+    svls_loss,
+)
 from .loss_utils import float32_loss
+from .pairwise_losses import pairwise_color_loss
 from .robust_losses import (
     bootstrap_hard_loss,
     bootstrap_soft_loss,
@@ -87,7 +93,11 @@ MASK_LOSSES: Dict[str, MaskLoss] = {
     "svls": svls_loss,
     "boundary_band": boundary_band_bce_loss,
     "bpm": bpm_bce_loss,
+    "morph_tolerant": morph_tolerant_bce_loss,
+    "pairwise_color": pairwise_color_loss,
 }
+# Losses that also take `image_colors`, (N, 3, M, M) CIELAB colours of each RoI's grid.
+IMAGE_LOSSES = frozenset({"pairwise_color"})
 
 
 def loss_terms(name: str) -> Tuple[str, ...]:
@@ -116,7 +126,12 @@ def loss_terms(name: str) -> Tuple[str, ...]:
 
 
 def weighted_sum_loss(
-    pred_logits: torch.Tensor, target_masks: torch.Tensor, *, terms: Sequence[str], **options
+    pred_logits: torch.Tensor,
+    target_masks: torch.Tensor,
+    *,
+    terms: Sequence[str],
+    image_colors: Optional[torch.Tensor] = None,
+    **options,
 ) -> torch.Tensor:
     """A weighted sum of losses of `MASK_LOSSES`, e.g. BCE + Dice as Mask2Former trains:
 
@@ -124,6 +139,7 @@ def weighted_sum_loss(
 
     Options are keyed by term: "<term>.weight" is w_k (default 1) and "<term>.<keyword>" one of
     that term's own options, e.g. {"bce.weight": 1.0, "dice.weight": 2.0, "dice.eps": 1e-6}.
+    `image_colors` goes to the terms of IMAGE_LOSSES.
     """
     term_options: Dict[str, Dict[str, float]] = {term: {} for term in terms}
     for key, value in options.items():
@@ -137,9 +153,16 @@ def weighted_sum_loss(
     total = None
     for term, kwargs in term_options.items():
         weight = kwargs.pop("weight", 1.0)
+        if term in IMAGE_LOSSES:
+            kwargs["image_colors"] = image_colors
         value = weight * MASK_LOSSES[term](pred_logits, target_masks, **kwargs)
         total = value if total is None else total + value
     return total
+
+
+def uses_image_colors(name: str) -> bool:
+    """Whether the loss `name` (or a term of the sum) needs the `image_colors` keyword."""
+    return any(term in IMAGE_LOSSES for term in loss_terms(name))
 
 
 def get_mask_loss(name: str) -> MaskLoss:

@@ -12,7 +12,8 @@ from detectron2.structures import Instances
 from detectron2.utils.events import get_event_storage
 
 from .config import mask_loss_from_config
-from .losses import get_mask_loss
+from .losses import get_mask_loss, uses_image_colors
+from .roi_heads import COLORS_FIELD
 from .targets import mask_targets
 
 
@@ -45,6 +46,8 @@ class NoisyMaskRCNNConvUpsampleHead(MaskRCNNConvUpsampleHead):
         self.loss_options = dict(loss_options or {})
         # A plain function, not an nn.Module: a module attribute would become a layer here.
         self.loss_fn = get_mask_loss(loss_name)
+        # Read by NoisyMaskROIHeads: whether to give each RoI the image's colours.
+        self.uses_image_colors = uses_image_colors(loss_name)
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -63,9 +66,24 @@ class NoisyMaskRCNNConvUpsampleHead(MaskRCNNConvUpsampleHead):
         )
         logits = self.class_logits(features, classes)
         self._log_diagnostics(logits, gt_masks)
+        options = dict(self.loss_options)
+        if self.uses_image_colors:
+            options["image_colors"] = self.image_colors(instances, logits)
         # Every loss computes in float32 with autocast off (loss_utils.float32_loss).
-        loss = self.loss_fn(logits, gt_masks, **self.loss_options)
+        loss = self.loss_fn(logits, gt_masks, **options)
         return {"loss_mask": loss * self.loss_weight}
+
+    def image_colors(self, instances: List[Instances], logits: torch.Tensor) -> torch.Tensor:
+        """(N, 3, M, M) CIELAB colours of the RoIs, as NoisyMaskROIHeads stored them."""
+        if any(len(x) and not x.has(COLORS_FIELD) for x in instances):
+            raise ValueError(
+                f"MODEL.ROI_MASK_HEAD.LOSS = {self.loss_name!r} needs the image's colours of each "
+                "RoI: set MODEL.ROI_HEADS.NAME to 'NoisyMaskROIHeads'"
+            )
+        colors = [x.get(COLORS_FIELD) for x in instances if len(x)]
+        if not colors:
+            return logits.new_zeros((0, 3, *logits.shape[1:]))
+        return torch.cat(colors).to(logits.device)
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """All layers before the predictor: (R, C_in, H, W) -> (R, D, M, M) features."""

@@ -19,11 +19,12 @@ from detectron2.utils.events import EventStorage
 
 from noisy_mask import MASK_LOSSES, add_noisy_mask_config
 from noisy_mask.config import mask_loss_from_config
-from noisy_mask.losses import get_mask_loss
+from noisy_mask.losses import get_mask_loss, uses_image_colors
+from noisy_mask.roi_heads import COLORS_FIELD
 
 NUM_CLASSES = 5
 SHAPE = ShapeSpec(channels=8, height=14, width=14)  # masks of 28 x 28
-LOSSES = sorted(MASK_LOSSES) + ["bce+dice"]
+LOSSES = sorted(MASK_LOSSES) + ["bce+dice", "bce+pairwise_color"]
 # Tensor methods that copy a value to the host: on a GPU each one waits for the device.
 HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__")
 
@@ -77,6 +78,9 @@ def make_instances(counts=(3, 0, 4), seed: int = 0) -> List[Instances]:
             points = center + radius[:, None] * torch.stack([angles.cos(), angles.sin()], dim=1)
             polygons.append([points.reshape(-1).tolist()])
         inst.gt_masks = PolygonMasks(polygons)
+        # As NoisyMaskROIHeads stores them: per RoI, colours of its 28 x 28 grid (two regions).
+        region = (torch.rand(n, 1, 28, 28, generator=g) < 0.5).float()
+        inst.set(COLORS_FIELD, (region * 40).expand(n, 3, 28, 28).contiguous())
         images.append(inst)
     return images
 
@@ -101,6 +105,8 @@ def stock_way_loss(stock, x, instances, loss: str, cfg) -> torch.Tensor:
     targets = torch.cat(
         [i.gt_masks.crop_and_resize(i.proposal_boxes.tensor, side) for i in instances if len(i)]
     )
+    if uses_image_colors(loss):
+        options["image_colors"] = torch.cat([i.get(COLORS_FIELD) for i in instances if len(i)])
     return weight * get_mask_loss(loss)(picked, targets.float(), **options)
 
 

@@ -113,9 +113,9 @@ def test_gradients_agree_with_seed_code(seed):
 
 
 @pytest.mark.parametrize("name", sorted(MASK_LOSSES))
-def test_zero_rois_give_zero_connected_loss(name):
+def test_zero_rois_give_zero_connected_loss(name, image_options):
     logits = torch.zeros(0, 28, 28, requires_grad=True)
-    loss = MASK_LOSSES[name](logits, torch.zeros(0, 28, 28))
+    loss = MASK_LOSSES[name](logits, torch.zeros(0, 28, 28), **image_options(name, logits))
     assert loss.item() == 0.0 and loss.requires_grad
     loss.backward()
     assert logits.grad.shape == (0, 28, 28)
@@ -124,11 +124,11 @@ def test_zero_rois_give_zero_connected_loss(name):
 @pytest.mark.parametrize("name", sorted(MASK_LOSSES))
 @pytest.mark.parametrize("fill", [0.0, 1.0])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-def test_extreme_logits_and_uniform_targets_stay_finite(name, fill, dtype):
+def test_extreme_logits_and_uniform_targets_stay_finite(name, fill, dtype, image_options):
     logits = torch.tensor([1e4, -1e4]).repeat(2, 14, 7).reshape(2, 14, 14)
     logits = logits.clamp(torch.finfo(dtype).min, torch.finfo(dtype).max).to(dtype)
     logits.requires_grad_(True)
-    loss = MASK_LOSSES[name](logits, torch.full((2, 14, 14), fill))
+    loss = MASK_LOSSES[name](logits, torch.full((2, 14, 14), fill), **image_options(name, logits))
     assert loss.dtype == torch.float32
     assert torch.isfinite(loss)
     loss.backward()

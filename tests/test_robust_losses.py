@@ -3,6 +3,7 @@
 Values are checked against hand-derived numbers (derivation in the comments) and against
 straightforward reference implementations written here, mostly pixel by pixel in float64.
 """
+import functools
 import inspect
 import math
 
@@ -21,6 +22,7 @@ from noisy_mask.boundary_losses import (
     boundary_band_bce_loss,
     bpm_bce_loss,
     gaussian_blur,
+    morph_tolerant_bce_loss,
     outline_band,
     svls_loss,
 )
@@ -583,24 +585,26 @@ def empty_full_and_square(m=14):
     return target
 
 
-@pytest.mark.parametrize("name", sorted(MASK_LOSSES) + ["bce+dice", "focal+lovasz+bpm"])
+@pytest.mark.parametrize(
+    "name", sorted(MASK_LOSSES) + ["bce+dice", "focal+lovasz+bpm", "bce+pairwise_color"]
+)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_extreme_logits_on_empty_full_and_partial_masks(name, dtype):
+def test_extreme_logits_on_empty_full_and_partial_masks(name, dtype, image_options):
     # Logits +-1e4 in a checkerboard: every pixel saturated, half of them wrong.
     sign = torch.tensor([1.0, -1.0]).repeat(3, 14, 7).reshape(3, 14, 14)
     sign[:, 1::2] *= -1
     logits = (sign * 1e4).to(dtype).requires_grad_(True)
-    loss = get_mask_loss(name)(logits, empty_full_and_square())
+    loss = get_mask_loss(name)(logits, empty_full_and_square(), **image_options(name, logits))
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     loss.backward()
     assert torch.isfinite(logits.grad.float()).all()
 
 
-@pytest.mark.parametrize("name", sorted(MASK_LOSSES) + ["bce+dice"])
-def test_autocast_does_not_lower_the_precision(name):
+@pytest.mark.parametrize("name", sorted(MASK_LOSSES) + ["bce+dice", "bce+pairwise_color"])
+def test_autocast_does_not_lower_the_precision(name, image_options):
     logits, _ = random_case(n=3, m=14, seed=15)
     logits, target = logits.float(), empty_full_and_square()
-    loss_fn = get_mask_loss(name)
+    loss_fn = functools.partial(get_mask_loss(name), **image_options(name, logits))
     expected = loss_fn(logits, target)
     with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
         loss = loss_fn(logits, target)
@@ -655,6 +659,86 @@ def test_loss_names_are_checked():
         )
 
 
+# ----------------------------------------------------------------------- morph_tolerant
+
+
+def reference_morph(mask, steps):
+    """Dilation (steps > 0) or erosion (steps < 0) by |steps| 3x3 squares, with clamped indices."""
+    grid = mask.tolist()
+    m = len(grid)
+    pick = max if steps > 0 else min
+    for _ in range(abs(steps)):
+        grid = [
+            [pick(clamped(grid, i + di, j + dj) for di in (-1, 0, 1) for dj in (-1, 0, 1))
+             for j in range(m)]
+            for i in range(m)
+        ]
+    return torch.tensor(grid, dtype=torch.float64)
+
+
+def reference_morph_tolerant(logits, target, radius):
+    per_roi = []
+    for x, y in zip(logits, target):
+        per_roi.append(min(
+            sum(pixel_bce(a, b) for a, b in pixels(x, reference_morph(y, k))) / y.numel()
+            for k in range(-radius, radius + 1)
+        ))
+    return sum(per_roi) / len(per_roi)
+
+
+def test_morph_tolerant_hand_derived():
+    # A 2x2 square in a 6x6 grid, every logit v.  Erosion by one step empties it (0 foreground
+    # pixels), the target has 4 and the dilation the 4x4 square around it, 16.  Each candidate's
+    # mean BCE is (f softplus(-v) + (36 - f) softplus(v)) / 36 for f foreground pixels, so for
+    # v < 0 the fewest foreground pixels win (the erosion: softplus(v)), for v > 0 the most
+    # (the dilation: (16 softplus(-v) + 20 softplus(v)) / 36).
+    target = torch.zeros(1, 6, 6)
+    target[0, 2:4, 2:4] = 1
+    for v in (-0.8, 1.3):
+        logits = torch.full_like(target, v)
+        expected = softplus(v) if v < 0 else (16 * softplus(-v) + 20 * softplus(v)) / 36
+        close(morph_tolerant_bce_loss(logits, target), expected)
+
+
+def test_morph_tolerant_forgives_an_outline_one_pixel_off():
+    # The prediction is confidently the target's dilation (an annotation drawn a pixel too
+    # tight): BCE charges the 12-pixel ring at about 8 each, morph_tolerant almost nothing.
+    target = square_target(8, 3, 5)
+    logits = torch.where(reference_morph(target[0], 1).bool(), 8.0, -8.0)[None].float()
+    assert bce_loss(logits, target).item() == pytest.approx(12 * softplus(8.0) / 64, rel=1e-3)
+    assert morph_tolerant_bce_loss(logits, target).item() == pytest.approx(softplus(-8.0), rel=1e-3)
+    # Two pixels off is beyond radius 1 but within radius 2.
+    logits2 = torch.where(reference_morph(target[0], 2).bool(), 8.0, -8.0)[None].float()
+    assert morph_tolerant_bce_loss(logits2, target).item() > 0.5
+    assert morph_tolerant_bce_loss(logits2, target, radius=2).item() < 1e-3
+
+
+@pytest.mark.parametrize("radius", [1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_morph_tolerant_agrees_with_a_pixel_loop(radius, seed):
+    logits, target = random_case(n=3, seed=20 + seed)
+    close(morph_tolerant_bce_loss(logits, target, radius=radius),
+          reference_morph_tolerant(logits, target, radius))
+
+
+def test_morph_tolerant_gradient_is_bce_against_the_chosen_candidate():
+    # Per RoI, the gradient is that of BCE against its closest candidate, divided by N.
+    logits, target = random_case(n=3, seed=23)
+    logits = logits.float().requires_grad_(True)
+    morph_tolerant_bce_loss(logits, target).backward()
+    for i in range(3):
+        candidates = [reference_morph(target[i], k).float() for k in (-1, 0, 1)]
+        losses = [bce_loss(logits[i : i + 1].detach(), c[None]).item() for c in candidates]
+        chosen = candidates[losses.index(min(losses))]
+        expected = (torch.sigmoid(logits[i].detach()) - chosen) / (3 * target[i].numel())
+        torch.testing.assert_close(logits.grad[i], expected, rtol=1e-5, atol=1e-7)
+
+
+def test_morph_tolerant_rejects_a_radius_below_one():
+    with pytest.raises(ValueError, match="radius must be an integer >= 1"):
+        morph_tolerant_bce_loss(torch.zeros(1, 4, 4), torch.zeros(1, 4, 4), radius=0)
+
+
 # ---------------------------------------------------------------------------------- config
 
 
@@ -683,6 +767,7 @@ NEW_DEFAULTS = {
     "BOUNDARY_BAND_WIDTH": 1,
     "BOUNDARY_BAND_WEIGHT": 0.0,
     "BPM_SCALE": 1.0,
+    "MORPH_TOLERANT_RADIUS": 1,
 }
 
 
@@ -722,6 +807,7 @@ def test_new_defaults_match_the_functions():
             {"width": 2.0, "band_weight": 0.5},
         ),
         ("bpm", {"BPM_SCALE": 0.5}, {"scale": 0.5}),
+        ("morph_tolerant", {"MORPH_TOLERANT_RADIUS": 2}, {"radius": 2.0}),
     ],
 )
 def test_options_reach_each_loss(loss, head, expected):
@@ -743,6 +829,7 @@ def test_options_reach_each_loss(loss, head, expected):
         ("BOUNDARY_BAND_WIDTH", -1), ("BOUNDARY_BAND_WIDTH", 1.5),
         ("BOUNDARY_BAND_WEIGHT", 1.5), ("BOUNDARY_BAND_WEIGHT", -0.5),
         ("BPM_SCALE", 1.5), ("BPM_SCALE", -0.1), ("BPM_SCALE", float("nan")),
+        ("MORPH_TOLERANT_RADIUS", 0), ("MORPH_TOLERANT_RADIUS", 1.5), ("MORPH_TOLERANT_RADIUS", 6),
     ],
 )  # fmt: skip
 def test_out_of_range_values_name_the_key(key, value):

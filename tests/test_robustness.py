@@ -148,3 +148,35 @@ def test_split_levels_write_their_part_of_mid(tmp_path):
         assert (ann["bbox"], ann["category_id"]) == (mid[i]["bbox"], mid[i]["category_id"])
         assert (ann["segmentation"], ann["area"]) == (clean[i]["segmentation"], clean[i]["area"])
     assert sum(outlines[i]["segmentation"] != clean[i]["segmentation"] for i in clean) > len(clean) // 2
+
+
+@pytest.mark.slow
+def test_runs_fine_tune_the_pretrained_detector_without_its_mask_head(robustness, tmp_path):
+    import torch
+
+    from noisy_mask.experiment import pretrain_detector, train_and_evaluate
+
+    weights = pretrain_detector(tmp_path, Schedule(num_train=4, num_val=0, max_iter=10), seed=1,
+                                config=robustness.FINETUNE_CONFIG)
+    pretrained = torch.load(weights, weights_only=False)["model"]
+    assert any(k.startswith("backbone.bottom_up.") for k in pretrained)
+    assert any(k.startswith("roi_heads.box_predictor.") for k in pretrained)
+    assert not any(k.startswith("roi_heads.mask_head.") for k in pretrained)
+    # Kept weights are returned without training again.
+    stamp = weights.stat().st_mtime_ns
+    assert pretrain_detector(tmp_path, Schedule(4, 0, 10), 1, robustness.FINETUNE_CONFIG) == weights
+    assert weights.stat().st_mtime_ns == stamp
+
+    # A run with a learning rate of 0 ends with exactly the pretrained weights outside the
+    # mask head: they were loaded, not drawn anew.
+    schedule = Schedule(num_train=4, num_val=2, max_iter=10)
+    data = prepare_data(tmp_path, "mid", schedule, 0)
+    run_dir = tmp_path / "run"
+    results = train_and_evaluate(run_dir, "bce+pairwise_color", data, schedule, 0,
+                                 ["MODEL.WEIGHTS", str(weights), "SOLVER.BASE_LR", "0.0"],
+                                 config=robustness.FINETUNE_CONFIG)
+    assert {"bbox", "segm", "boundary"} <= set(results)
+    final = torch.load(run_dir / "model_final.pth", weights_only=False)["model"]
+    assert any(k.startswith("roi_heads.mask_head.") for k in final)
+    for key, value in pretrained.items():
+        assert torch.equal(torch.as_tensor(final[key]), torch.as_tensor(value)), key
