@@ -208,7 +208,31 @@ def markdown(summary, losses, levels, records: Sequence[Dict] = ()) -> str:
     lines.append(f"goal: recovers at least {100 * GOAL_SHARE:.0f}% of the boundary AP that BCE "
                  f"loses to noise, by more than {GOAL_STDS:g} x the pooled seed-to-seed standard "
                  "deviation of the loss and BCE at that level (needs 2 or more seeds).")
+    if records:
+        lines += ["", *per_seed_table(records, losses, levels)]
     return "\n".join(lines)
+
+
+def per_seed_table(records: Sequence[Dict], losses, levels) -> List[str]:
+    """One row per (level, loss): box AP / mask AP / boundary AP of each seed."""
+    seeds = sorted({r["seed"] for r in records})
+    runs = {(r["level"], r["loss"], r["seed"]): r["results"] for r in records}
+    lines = ["Per seed, box AP / mask AP / boundary AP:", "",
+             "| noise | loss | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+             "|---|---|" + "---|" * len(seeds)]
+    for level in levels:
+        for loss in losses:
+            if not any((level, loss, s) in runs for s in seeds):
+                continue
+            cells = [" / ".join(_ap(runs[level, loss, s], task) for task in ("bbox", "segm", "boundary"))
+                     if (level, loss, s) in runs else "" for s in seeds]
+            lines.append(f"| {level} | {loss} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _ap(results: Dict, task: str) -> str:
+    value = results.get(task, {}).get("AP")
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.1f}"
 
 
 def _mean_std(value) -> str:

@@ -93,6 +93,17 @@ def test_markdown_reports_share_and_verdict(robustness):
         "30.0 ± 0.0", "25.0 ± 0.0", "10.5 ± 0.5", "+1.5 ± 0.0", "", "50%", "met", "3 |"]
 
 
+def test_markdown_lists_every_seed(robustness):
+    records = grid([12, 12, 12], [8.5, 9, 9.5], [10, 10.5, 11])[:-1]  # svls mid seed 2 missing
+    records[0]["results"]["bbox"] = {"AP": 40.31}
+    text = robustness.markdown(robustness.summarize(records), ["bce", "svls"], ["clean", "mid"], records)
+    rows = text.split("Per seed, box AP / mask AP / boundary AP:")[1].strip().splitlines()
+    assert rows[0] == "| noise | loss | seed 0 | seed 1 | seed 2 |"
+    assert rows[2] == "| clean | bce | 40.3 / 30.0 / 12.0 | n/a / 30.0 / 12.0 | n/a / 30.0 / 12.0 |"
+    assert rows[4] == "| mid | svls | n/a / 30.0 / 10.0 | n/a / 30.0 / 10.5 |  |"
+    assert len(rows) == 5
+
+
 def test_mask_loss_ceiling_is_the_share_clean_masks_win_back(robustness):
     records = grid([12, 14, 16], [8, 9, 10], [9, 9, 9])
     summary = robustness.summarize(records)
