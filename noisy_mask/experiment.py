@@ -157,6 +157,9 @@ def train_and_evaluate(
     ]
     started = time.time()
     run_train_net(run_dir, opts, loss, config, threads)
+    # Finished runs are never resumed: only model_final.pth is worth its disk (100 MB a run).
+    for checkpoint in run_dir.glob("model_[0-9]*.pth"):
+        checkpoint.unlink()
     print(f"  {loss}: trained and evaluated in {time.time() - started:.0f} s", flush=True)
     return json.loads(results_path.read_text())
 

@@ -187,6 +187,8 @@ def test_runs_fine_tune_the_pretrained_detector_without_its_mask_head(robustness
                                  ["MODEL.WEIGHTS", str(weights), "SOLVER.BASE_LR", "0.0"],
                                  config=robustness.FINETUNE_CONFIG)
     assert {"bbox", "segm", "boundary"} <= set(results)
+    # The intermediate checkpoints (every 3 of the 10 iterations) are gone, the final one kept.
+    assert sorted(p.name for p in run_dir.glob("*.pth")) == ["model_final.pth"]
     final = torch.load(run_dir / "model_final.pth", weights_only=False)["model"]
     assert any(k.startswith("roi_heads.mask_head.") for k in final)
     for key, value in pretrained.items():
