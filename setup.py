@@ -17,7 +17,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.8",
     packages=find_packages(include=["noisy_mask", "noisy_mask.*"]),
-    include_package_data=True,
+    # The configs ship inside the package (noisy_mask.model_zoo.get_config_file finds them).
+    package_data={"noisy_mask": ["configs/*.yaml", "configs/*/*.yaml", "configs/*/*.py"]},
     install_requires=[
         "torch>=2.0",
         "fvcore",

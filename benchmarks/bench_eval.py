@@ -27,7 +27,7 @@ import pycocotools.mask as mask_util
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from noisy_mask.evaluation import METRIC_NAMES, evaluate_coco_json
+from noisy_mask.evaluation.coco_eval import METRIC_NAMES, evaluate_coco_json
 
 WIDTH, HEIGHT = 640, 480
 NUM_CLASSES = 80

@@ -61,8 +61,8 @@ from detectron2.utils.events import EventStorage
 from torch.distributed._tools.mem_tracker import MemTracker
 
 from noisy_mask import MASK_LOSSES, add_noisy_mask_config
-from noisy_mask.losses import IMAGE_LOSSES
-from noisy_mask.targets import mask_targets
+from noisy_mask.losses.table import IMAGE_LOSSES
+from noisy_mask.modeling.targets import mask_targets
 
 WIDTH, HEIGHT = 640, 480
 OBJECTS_PER_IMAGE = 7  # COCO train2017: 7.3 instances per image

@@ -5,9 +5,9 @@
 """
 
 from .config import add_noisy_mask_config, check_noisy_mask_config
-from .losses import MASK_LOSSES
-from .mask_head import NoisyMaskRCNNConvUpsampleHead
-from .roi_heads import NoisyMaskROIHeads
+from .losses.table import MASK_LOSSES
+from .modeling.mask_head import NoisyMaskRCNNConvUpsampleHead
+from .modeling.roi_heads import NoisyMaskROIHeads
 
 __all__ = [
     "MASK_LOSSES",

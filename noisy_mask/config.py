@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
 from .data.checks import add_dataset_checks_config
-from .losses import loss_terms, uses_image_colors
+from .losses.table import loss_terms, uses_image_colors
 
 # Heads of this package: the only ones that read MODEL.ROI_MASK_HEAD.LOSS and its options.
 NOISY_MASK_HEADS = ("NoisyMaskRCNNConvUpsampleHead",)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from noisy_mask.losses import uses_image_colors
+from noisy_mask.losses.table import uses_image_colors
 
 
 def _image_options(name, logits):

@@ -7,9 +7,9 @@ from detectron2.config import get_cfg
 
 from noisy_mask import add_noisy_mask_config, check_noisy_mask_config
 from noisy_mask.config import LOSS_KWARGS, OPTIONS, mask_loss_from_config
-from noisy_mask.losses import MASK_LOSSES
+from noisy_mask.losses.table import MASK_LOSSES
 
-CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "configs")
+CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "noisy_mask", "configs")
 CONFIGS = sorted(glob.glob(os.path.join(CONFIG_DIR, "**", "*.yaml"), recursive=True))
 
 

@@ -13,7 +13,7 @@ from typing import Dict, List, Set
 from detectron2.data import DatasetCatalog
 from detectron2.data.datasets import load_coco_json
 
-from ..validate import FATAL, Problem, format_problem, skippable_annotation_ids, validate_coco
+from ..coco.checks import FATAL, Problem, format_problem, skippable_annotation_ids, validate_coco
 
 logger = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from shapely.geometry.polygon import orient
 from shapely.affinity import translate
 from shapely.ops import unary_union
 
-from ..atomic import write_bytes_atomic
+from ..utils.atomic import write_bytes_atomic
 
 SHAPE_CLASSES: Tuple[str, ...] = ("circle", "triangle", "rectangle", "star")
 

@@ -1,0 +1,1 @@
+"""COCO instance files: reading, checking and RLE masks, shared by every tool."""

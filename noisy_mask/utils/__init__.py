@@ -1,0 +1,1 @@
+"""Helpers with no detectron2 or torch dependency: atomic file writes, run folders."""

@@ -1,0 +1,1 @@
+"""Pictures and curves: precision/recall and loss curves, noise and prediction pictures."""
