@@ -35,6 +35,7 @@ from ..data.checks import check_registered_datasets
 from ..data.register import register_coco_datasets
 from .divergence import checked_trainer_class
 from ..utils.atomic import write_json_atomic
+from ..utils.run_folders import EVAL_RESULTS_FILE
 from ..evaluation.coco_eval import CleanMaskEvaluator
 
 logger = logging.getLogger("noisy_mask")
@@ -106,7 +107,7 @@ def main(args):
     if comm.is_main_process() and results:
         verify_results(cfg, results)
         # The final metrics in one file, for scripts (metrics.json holds them per iteration).
-        write_json_atomic(os.path.join(cfg.OUTPUT_DIR, "eval_results.json"), results)
+        write_json_atomic(os.path.join(cfg.OUTPUT_DIR, EVAL_RESULTS_FILE), results)
     return results
 
 

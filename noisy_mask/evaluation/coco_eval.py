@@ -36,6 +36,7 @@ from detectron2.utils.events import get_event_storage
 from detectron2.utils.logger import create_small_table
 
 from ..utils.atomic import atomic_write, write_json_atomic
+from ..utils.run_folders import DETECTIONS_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,6 @@ METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # order of COCOeval.
 # Derived curves: precision at IoU 0.50, at 0.75, and averaged over the ten thresholds 0.50:0.95.
 CURVE_NAMES = ("0.50", "0.75", "0.50:0.95")
 PR_INDEX = "pr_data.json"
-RESULTS_FILE = "coco_instances_results.json"
 PR_FORMAT_VERSION = 1
 
 GroundTruth = Union[str, os.PathLike, Mapping[str, Any]]
@@ -441,7 +441,7 @@ class CleanMaskEvaluator(DatasetEvaluator):
             r["category_id"] = self._contiguous_to_dataset_id[r["category_id"]]
 
         if self._output_dir:
-            path = Path(self._output_dir) / RESULTS_FILE
+            path = Path(self._output_dir) / DETECTIONS_FILE
             logger.info(f"Saving results to {path}")
             atomic_write(path, lambda f: json.dump(results, f))
 

@@ -16,10 +16,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from ..coco.io import annotation_rle, segmentation_rle
-from .coco_eval import RESULTS_FILE
-from ..utils.run_folders import find_run_file
+from ..utils.run_folders import DETECTIONS_FILE, EVAL_RESULTS_FILE, find_run_file
 
-EVAL_RESULTS_FILE = "eval_results.json"  # train_net.py's final metrics
 
 
 class Detection(NamedTuple):
@@ -32,7 +30,7 @@ class Detection(NamedTuple):
 
 def find_results_file(run_dir: Union[str, os.PathLike], dataset: Optional[str] = None) -> Path:
     """coco_instances_results.json of `run_dir` (see `find_run_file`)."""
-    return find_run_file(run_dir, RESULTS_FILE, "detections", dataset)
+    return find_run_file(run_dir, DETECTIONS_FILE, "detections", dataset)
 
 
 def read_mask_ap(

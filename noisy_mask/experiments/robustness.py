@@ -29,11 +29,11 @@ from typing import Dict, List, Optional, Sequence
 
 from ..model_zoo import get_config_file
 from ..utils.atomic import write_json_atomic, write_text_atomic
+from ..utils.run_folders import EVAL_RESULTS_FILE
 from .runner import (
     DEFAULT_JOBS,
     LEVELS,
     NOISE_LEVELS,
-    RESULTS_FILE,
     Schedule,
     prepare_data,
     pretrain_detector,
@@ -86,7 +86,7 @@ def run_grid(output_dir: Path, losses, levels, seeds, schedule: Schedule, jobs: 
                 runs.append(dict(loss=loss, level=level, seed=seed, run_dir=str(run_dir)))
                 datas.append(data)
     weights_opts: List[str] = []
-    if any(not (Path(run["run_dir"]) / RESULTS_FILE).exists() for run in runs):
+    if any(not (Path(run["run_dir"]) / EVAL_RESULTS_FILE).exists() for run in runs):
         weights = pretrain_detector(output_dir, pretrain, PRETRAIN_SEED, FINETUNE_CONFIG,
                                     threads=os.cpu_count())
         weights_opts = ["MODEL.WEIGHTS", str(weights)]

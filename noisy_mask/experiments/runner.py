@@ -24,9 +24,9 @@ from typing import Dict, List, Optional, Sequence
 
 from ..model_zoo import get_config_file
 from ..utils.atomic import write_text_atomic
+from ..utils.run_folders import EVAL_RESULTS_FILE
 
 SHAPES_CONFIG = Path(get_config_file("shapes/Base-Shapes-R18-FPN.yaml"))
-RESULTS_FILE = "eval_results.json"
 NOISE_LEVELS = ("clean", "easy", "mid", "hard")
 # `mid` split in two, to tell what a mask loss can win back from what it cannot:
 #   mid_outlines: only the outline noise, on the masks alone (boxes, instances, classes clean);
@@ -134,7 +134,7 @@ def train_and_evaluate(
     config: Path = SHAPES_CONFIG,
 ) -> Dict:
     """Train `loss` with train_net.py on data["train_json"], evaluate on the clean validation set."""
-    results_path = run_dir / RESULTS_FILE
+    results_path = run_dir / EVAL_RESULTS_FILE
     if results_path.exists():
         return json.loads(results_path.read_text())
     datasets = [

@@ -1,7 +1,11 @@
-"""Where train_net.py's evaluation files are in a run folder."""
+"""The files train_net leaves in a run folder (OUTPUT_DIR), and where to find them."""
 import os
 from pathlib import Path
 from typing import Optional, Union
+
+EVAL_RESULTS_FILE = "eval_results.json"  # the final metrics, {"segm": {"AP": ...}, ...}
+DETECTIONS_FILE = "coco_instances_results.json"  # a COCO results file, per evaluated dataset
+METRICS_FILE = "metrics.json"  # detectron2's per-iteration scalars, one JSON object a line
 
 
 def find_run_file(

@@ -23,9 +23,8 @@ from matplotlib.figure import Figure
 
 from ..utils.atomic import atomic_write
 from ..evaluation.coco_eval import CURVE_NAMES, PR_INDEX, load_pr_data
-from ..utils.run_folders import find_run_file
+from ..utils.run_folders import METRICS_FILE, find_run_file
 
-METRICS_FILE = "metrics.json"
 PR_FILE, LOSS_FILE = "pr_curves.png", "loss_curves.png"
 DPI = 100
 PR_FIGSIZE = (13.5, 8.0)  # inches: 1350 x 800 px at DPI

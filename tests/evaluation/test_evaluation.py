@@ -19,10 +19,10 @@ import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import register_coco_instances
 from detectron2.structures import Boxes, Instances
+from noisy_mask.utils.run_folders import DETECTIONS_FILE
 from noisy_mask.evaluation.coco_eval import (
     CURVE_NAMES,
     PR_INDEX,
-    RESULTS_FILE,
     CleanMaskEvaluator,
     evaluate_coco_json,
     load_pr_data,
@@ -348,7 +348,7 @@ def test_evaluator_through_reset_process_evaluate(registered_dataset, tmp_path):
     assert results["boundary"]["AP"] == pytest.approx(50.0)
     assert np.isnan(results["boundary"]["AP-bird"])
 
-    written = json.loads((out_dir / RESULTS_FILE).read_text())
+    written = json.loads((out_dir / DETECTIONS_FILE).read_text())
     assert sorted((r["image_id"], r["category_id"]) for r in written) == [(1, 1), (2, 3), (2, 5)]
     loaded = load_pr_data(out_dir)
     assert loaded["index"]["dataset"] == registered_dataset

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from noisy_mask.experiments.runner import RESULTS_FILE, Schedule, prepare_data
+from noisy_mask.experiments.runner import Schedule, prepare_data
+from noisy_mask.utils.run_folders import EVAL_RESULTS_FILE
 
 
 
@@ -122,7 +123,7 @@ def test_finished_runs_are_not_repeated(robustness, tmp_path):
             run_dir = tmp_path / "runs" / level / "seed0" / folder
             run_dir.mkdir(parents=True)
             expected[level, loss] = {"segm": {"AP": len(expected) + 1.0}}
-            (run_dir / RESULTS_FILE).write_text(json.dumps(expected[level, loss]))
+            (run_dir / EVAL_RESULTS_FILE).write_text(json.dumps(expected[level, loss]))
     records = robustness.run_grid(tmp_path, ["bce", "bce+dice"], ["clean", "mid"], [0], schedule, 1)
     assert {(r["level"], r["loss"]): r["results"] for r in records} == expected
     assert not list(tmp_path.glob("runs/*/*/*/train_net.out"))
@@ -134,7 +135,7 @@ def test_clean_losses_limit_what_is_trained_on_clean_masks(robustness, tmp_path)
     for level, loss in (("clean", "bce"), ("mid", "bce"), ("mid", "gce")):
         run_dir = tmp_path / "runs" / level / "seed0" / loss
         run_dir.mkdir(parents=True)
-        (run_dir / RESULTS_FILE).write_text(json.dumps({"segm": {"AP": 1.0}}))
+        (run_dir / EVAL_RESULTS_FILE).write_text(json.dumps({"segm": {"AP": 1.0}}))
     records = robustness.run_grid(tmp_path, ["bce", "gce"], ["clean", "mid"], [0], schedule, 1,
                                   clean_losses=["bce"])
     assert [(r["level"], r["loss"]) for r in records] == [("clean", "bce"), ("mid", "bce"), ("mid", "gce")]
