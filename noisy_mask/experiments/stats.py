@@ -1,0 +1,158 @@
+"""Statistics of a grid of runs over seeds: means and spreads, the share of what BCE loses to
+noise that a loss recovers, gains paired by seed, the verdict against the goal, and the tables."""
+
+import math
+from statistics import mean, stdev
+from typing import Dict, List, Optional, Sequence
+
+METRICS = (("segm", "AP"), ("segm", "AP75"), ("boundary", "AP"))
+# The goal: recover this share of the boundary AP that BCE loses to noise ...
+GOAL_SHARE = 0.30
+# ... by more than this many seed-to-seed standard deviations.
+GOAL_STDS = 2.0
+
+
+def summarize(records: Sequence[Dict]) -> Dict[str, Dict[str, Dict[str, Dict[str, float]]]]:
+    """{level: {loss: {"segm/AP": {"mean", "std", "n"}, ...}}} over seeds."""
+    summary: Dict = {}
+    for record in records:
+        cell = summary.setdefault(record["level"], {}).setdefault(record["loss"], {})
+        for task, metric in METRICS:
+            value = record["results"].get(task, {}).get(metric)
+            if value is not None and math.isfinite(value):
+                cell.setdefault(f"{task}/{metric}", []).append(value)
+    for level in summary.values():
+        for loss, cell in level.items():
+            for key, values in cell.items():
+                cell[key] = {"mean": mean(values), "n": len(values),
+                             "std": stdev(values) if len(values) > 1 else float("nan")}
+    return summary
+
+
+def recovered_share(summary, level: str, loss: str, key: str) -> Optional[float]:
+    """(AP_loss - AP_bce_noisy) / (AP_bce_clean - AP_bce_noisy) at `level`, or None if unknown."""
+    try:
+        bce_clean = summary["clean"]["bce"][key]["mean"]
+        bce_noisy = summary[level]["bce"][key]["mean"]
+        value = summary[level][loss][key]["mean"]
+    except KeyError:
+        return None
+    lost = bce_clean - bce_noisy
+    return None if lost <= 0 else (value - bce_noisy) / lost
+
+
+def mask_loss_ceiling(summary, key: str = "boundary/AP") -> Optional[float]:
+    """The share of what BCE loses at mid that clean masks win back, the rest of mid kept:
+
+        (AP_bce(mid_no_outlines) - AP_bce(mid)) / (AP_bce(clean) - AP_bce(mid)).
+
+    A mask loss can at best undo the outline noise, so this bounds the share any mask loss can
+    recover at mid. None until the three BCE cells are there (or if BCE loses nothing at mid).
+    """
+    try:
+        clean, mid, no_outlines = (summary[level]["bce"][key]["mean"]
+                                   for level in ("clean", "mid", "mid_no_outlines"))
+    except KeyError:
+        return None
+    lost = clean - mid
+    return None if lost <= 0 else (no_outlines - mid) / lost
+
+
+def beats_bce(summary, level: str, loss: str, key: str = "boundary/AP") -> Optional[bool]:
+    """Whether `loss` recovers GOAL_SHARE of what BCE loses at `level`, beyond seed noise.
+
+    True when the recovered share is at least GOAL_SHARE and the gain over BCE at the same level,
+    AP_loss - AP_bce_noisy, exceeds GOAL_STDS x the pooled seed-to-seed standard deviation of the
+    two cells, sqrt((std_loss^2 + std_bce^2) / 2). None when that cannot be told (a cell missing,
+    fewer than 2 seeds, or BCE losing nothing to noise).
+    """
+    share = recovered_share(summary, level, loss, key)
+    if share is None:
+        return None
+    own, bce = summary[level][loss][key], summary[level]["bce"][key]
+    if own["n"] < 2 or bce["n"] < 2:
+        return None
+    pooled_std = math.sqrt((own["std"] ** 2 + bce["std"] ** 2) / 2)
+    return share >= GOAL_SHARE and own["mean"] - bce["mean"] > GOAL_STDS * pooled_std
+
+
+def paired_gains(records: Sequence[Dict], level: str, loss: str, key: str = "boundary/AP") -> List[float]:
+    """AP_loss - AP_bce at `level` per seed run by both: the seed's noise and training draw cancel."""
+    task, metric = key.split("/")
+    by_seed: Dict = {}
+    for r in records:
+        value = r["results"].get(task, {}).get(metric)
+        if r["level"] == level and r["loss"] in (loss, "bce") and value is not None and math.isfinite(value):
+            by_seed.setdefault(r["seed"], {})[r["loss"]] = value
+    return [v[loss] - v["bce"] for _, v in sorted(by_seed.items()) if loss in v and "bce" in v]
+
+
+def markdown(summary, losses, levels, records: Sequence[Dict] = ()) -> str:
+    lines = []
+    for level in levels:
+        if level not in summary:
+            continue
+        lines += [f"### noise: {level}", "",
+                  "| loss | mask AP | mask AP75 | boundary AP | boundary AP vs BCE (paired by seed) | recovered "
+                  "(mask AP) | recovered (boundary AP) | goal | seeds |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+        for loss in losses:
+            cell = summary[level].get(loss)
+            if not cell:
+                continue
+            cells = [_mean_std(cell.get(f"{task}/{metric}")) for task, metric in METRICS]
+            gains = paired_gains(records, level, loss) if loss != "bce" else []
+            delta = "" if not gains else (f"{mean(gains):+.1f}" if len(gains) < 2
+                                          else f"{mean(gains):+.1f} ± {stdev(gains):.1f}")
+            shares = [recovered_share(summary, level, loss, key) if level != "clean" else None
+                      for key in ("segm/AP", "boundary/AP")]
+            seeds = max((v["n"] for v in cell.values()), default=0)
+            verdict = beats_bce(summary, level, loss) if level != "clean" and loss != "bce" else None
+            goal = {True: "met", False: "not met", None: ""}[verdict]
+            lines.append(f"| {loss} | " + " | ".join(cells) + f" | {delta} | "
+                         + " | ".join("" if s is None else f"{100 * s:.0f}%" for s in shares)
+                         + f" | {goal} | {seeds} |")
+        lines.append("")
+    ceilings = ["n/a" if c is None else f"{100 * c:.0f}%"
+                for c in (mask_loss_ceiling(summary, key) for key in ("segm/AP", "boundary/AP"))]
+    if ceilings[1] != "n/a":
+        lines += [f"At most a mask loss can win back: BCE trained with clean masks but the rest of "
+                  f"mid (its boxes, deletions and flips; level mid_no_outlines) recovers "
+                  f"{ceilings[0]} of the mask AP and {ceilings[1]} of the boundary AP that BCE "
+                  "loses at mid.", ""]
+    lines.append(f"goal: recovers at least {100 * GOAL_SHARE:.0f}% of the boundary AP that BCE "
+                 f"loses to noise, by more than {GOAL_STDS:g} x the pooled seed-to-seed standard "
+                 "deviation of the loss and BCE at that level (needs 2 or more seeds).")
+    if records:
+        lines += ["", *per_seed_table(records, losses, levels)]
+    return "\n".join(lines)
+
+
+def per_seed_table(records: Sequence[Dict], losses, levels) -> List[str]:
+    """One row per (level, loss): box AP / mask AP / boundary AP of each seed."""
+    seeds = sorted({r["seed"] for r in records})
+    runs = {(r["level"], r["loss"], r["seed"]): r["results"] for r in records}
+    lines = ["Per seed, box AP / mask AP / boundary AP:", "",
+             "| noise | loss | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+             "|---|---|" + "---|" * len(seeds)]
+    for level in levels:
+        for loss in losses:
+            if not any((level, loss, s) in runs for s in seeds):
+                continue
+            cells = [" / ".join(_ap(runs[level, loss, s], task) for task in ("bbox", "segm", "boundary"))
+                     if (level, loss, s) in runs else "" for s in seeds]
+            lines.append(f"| {level} | {loss} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _ap(results: Dict, task: str) -> str:
+    value = results.get(task, {}).get("AP")
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.1f}"
+
+
+def _mean_std(value) -> str:
+    if not value:
+        return "n/a"
+    if value["n"] < 2:
+        return f"{value['mean']:.1f}"
+    return f"{value['mean']:.1f} ± {value['std']:.1f}"

@@ -1,0 +1,103 @@
+"""Statistics of a grid over seeds: means over seeds, the recovered share, paired gains, the goal
+verdict and the tables."""
+import math
+
+import pytest
+
+from noisy_mask.experiments import stats
+
+
+def record(level, loss, seed, boundary_ap, mask_ap=30.0):
+    results = {"segm": {"AP": mask_ap, "AP75": mask_ap - 5}, "boundary": {"AP": boundary_ap}}
+    return dict(level=level, loss=loss, seed=seed, results=results)
+
+
+def grid(bce_clean, bce_mid, other_mid, loss="svls"):
+    """Records of three seeds: bce clean, bce mid and `loss` mid, boundary AP per seed."""
+    records = []
+    for seed in range(3):
+        records.append(record("clean", "bce", seed, bce_clean[seed]))
+        records.append(record("mid", "bce", seed, bce_mid[seed]))
+        records.append(record("mid", loss, seed, other_mid[seed]))
+    return records
+
+
+def test_summary_is_mean_and_sample_std_over_seeds():
+    summary = stats.summarize(grid([10, 12, 14], [8, 8, 8], [9, 9, 9]))
+    cell = summary["clean"]["bce"]["boundary/AP"]
+    assert cell["n"] == 3
+    assert cell["mean"] == pytest.approx(12.0)
+    assert cell["std"] == pytest.approx(2.0)  # sqrt(((-2)^2 + 0 + 2^2) / (3 - 1))
+    assert summary["mid"]["svls"]["segm/AP75"]["mean"] == pytest.approx(25.0)
+
+
+def test_non_finite_metrics_are_left_out():
+    records = [record("clean", "bce", 0, float("nan")), record("clean", "bce", 1, 4.0)]
+    cell = stats.summarize(records)["clean"]["bce"]["boundary/AP"]
+    assert cell["n"] == 1 and cell["mean"] == 4.0 and math.isnan(cell["std"])
+
+
+def test_recovered_share_is_the_share_of_the_loss_to_noise():
+    # BCE loses 12 - 9 = 3 points; the loss gets back 10.5 - 9 = 1.5 of them.
+    summary = stats.summarize(grid([12, 12, 12], [9, 9, 9], [10.5, 10.5, 10.5]))
+    assert stats.recovered_share(summary, "mid", "svls", "boundary/AP") == pytest.approx(0.5)
+    assert stats.recovered_share(summary, "mid", "bce", "boundary/AP") == pytest.approx(0.0)
+    assert stats.recovered_share(summary, "hard", "svls", "boundary/AP") is None
+
+
+def test_goal_needs_the_share_and_a_gain_beyond_seed_noise():
+    # Share 1.5 / 3 = 50 %, gain 1.5 > 2 x pooled std 0.5 = 1.0 (std of [8.5, 9, 9.5] is 0.5).
+    met = stats.summarize(grid([12, 12, 12], [8.5, 9, 9.5], [10, 10.5, 11]))
+    assert stats.beats_bce(met, "mid", "svls") is True
+    # The same means with a seed-to-seed std of 1.5: 1.5 > 2 x 1.5 fails.
+    noisy = stats.summarize(grid([12, 12, 12], [7.5, 9, 10.5], [9, 10.5, 12]))
+    assert stats.beats_bce(noisy, "mid", "svls") is False
+    # Beyond the noise but recovering only 0.6 / 3 = 20 % of the loss.
+    small = stats.summarize(grid([12, 12, 12], [9, 9, 9], [9.6, 9.6, 9.6]))
+    assert stats.beats_bce(small, "mid", "svls") is False
+    # BCE loses nothing to noise: no share, no verdict.
+    none = stats.summarize(grid([9, 9, 9], [9, 9, 9], [10, 10, 10]))
+    assert stats.beats_bce(none, "mid", "svls") is None
+
+
+def test_goal_needs_two_seeds():
+    records = [record("clean", "bce", 0, 12), record("mid", "bce", 0, 9), record("mid", "svls", 0, 12)]
+    assert stats.beats_bce(stats.summarize(records), "mid", "svls") is None
+
+
+def test_paired_gains_are_per_seed_differences():
+    records = grid([12, 12, 12], [8, 9, 13], [9, 11, 13])
+    assert stats.paired_gains(records, "mid", "svls") == [1, 2, 0]
+    # A seed that only one of the two ran is left out.
+    assert stats.paired_gains(records[:-1], "mid", "svls") == [1, 2]
+
+
+def test_markdown_reports_share_and_verdict():
+    records = grid([12, 12, 12], [8.5, 9, 9.5], [10, 10.5, 11])
+    text = stats.markdown(stats.summarize(records), ["bce", "svls"], ["clean", "mid"], records)
+    svls_row = next(line for line in text.splitlines() if line.startswith("| svls"))
+    assert svls_row.split(" | ")[1:] == [
+        "30.0 ± 0.0", "25.0 ± 0.0", "10.5 ± 0.5", "+1.5 ± 0.0", "", "50%", "met", "3 |"]
+
+
+def test_markdown_lists_every_seed():
+    records = grid([12, 12, 12], [8.5, 9, 9.5], [10, 10.5, 11])[:-1]  # svls mid seed 2 missing
+    records[0]["results"]["bbox"] = {"AP": 40.31}
+    text = stats.markdown(stats.summarize(records), ["bce", "svls"], ["clean", "mid"], records)
+    rows = text.split("Per seed, box AP / mask AP / boundary AP:")[1].strip().splitlines()
+    assert rows[0] == "| noise | loss | seed 0 | seed 1 | seed 2 |"
+    assert rows[2] == "| clean | bce | 40.3 / 30.0 / 12.0 | n/a / 30.0 / 12.0 | n/a / 30.0 / 12.0 |"
+    assert rows[4] == "| mid | svls | n/a / 30.0 / 10.0 | n/a / 30.0 / 10.5 |  |"
+    assert len(rows) == 5
+
+
+def test_mask_loss_ceiling_is_the_share_clean_masks_win_back():
+    records = grid([12, 14, 16], [8, 9, 10], [9, 9, 9])
+    summary = stats.summarize(records)
+    assert stats.mask_loss_ceiling(summary) is None  # no mid_no_outlines yet
+    records += [record("mid_no_outlines", "bce", seed, ap) for seed, ap in enumerate([9, 10, 11])]
+    summary = stats.summarize(records)
+    # BCE: clean 14, mid 9, mid_no_outlines 10 -> (10 - 9) / (14 - 9) = 20%
+    assert stats.mask_loss_ceiling(summary) == pytest.approx(0.2)
+    text = stats.markdown(summary, ["bce", "svls"], ["clean", "mid", "mid_no_outlines"], records)
+    assert "recovers n/a of the mask AP and 20% of the boundary AP that BCE loses at mid" in text
