@@ -1,121 +1,41 @@
 """Config keys of noisy_mask, their defaults and their checks: the one place that reads them."""
 
 import math
-from dataclasses import dataclass
-from typing import Callable, Dict, Tuple
+from typing import Dict, Mapping, Tuple
 
 from .data.checks import add_dataset_checks_config
-from .losses.table import loss_terms, uses_image_colors
+from .losses.table import LOSSES, ConfigKey, LossEntry, loss_terms, uses_image_colors
 
 # Heads of this package: the only ones that read MODEL.ROI_MASK_HEAD.LOSS and its options.
 NOISY_MASK_HEADS = ("NoisyMaskRCNNConvUpsampleHead",)
-# The ROI heads that give the mask head the image's colours (losses.IMAGE_LOSSES need them).
+# The ROI heads that give the mask head the image's colours, which losses.IMAGE_LOSSES need.
 COLOR_ROI_HEADS = ("NoisyMaskROIHeads",)
 
-
-@dataclass(frozen=True)
-class Option:
-    """A numeric key under MODEL.ROI_MASK_HEAD, with its default and its valid range."""
-
-    default: float
-    is_valid: Callable[[float], bool]
-    valid_range: str
-    comment: str
+# Multiplies loss_mask whatever the loss: a key of its own, not an option of a loss function.
+LOSS_WEIGHT = ConfigKey("LOSS_WEIGHT", lambda v: v >= 0, ">= 0", "Multiplier of loss_mask")
+LOSS_WEIGHT_DEFAULT = 1.0
 
 
-OPTIONS: Dict[str, Option] = {
-    "LOSS_WEIGHT": Option(1.0, lambda v: v >= 0, ">= 0", "Multiplier of loss_mask"),
-    "DICE_EPS": Option(1e-6, lambda v: v > 0, "> 0", "eps of the soft Dice ratio (LOSS: dice)"),
-    "LABEL_SMOOTHING": Option(
-        0.05, lambda v: 0 <= v < 1, "in [0, 1)", "Smoothing s (LOSS: label_smoothing)"
-    ),
-    "GCE_Q": Option(0.7, lambda v: 0 < v <= 1, "in (0, 1]", "Exponent q (LOSS: gce)"),
-    "SCE_ALPHA": Option(1.0, lambda v: v >= 0, ">= 0", "Weight of the BCE term (LOSS: sce)"),
-    "SCE_BETA": Option(1.0, lambda v: v >= 0, ">= 0", "Weight of the reverse CE term (LOSS: sce)"),
-    "SCE_LOG_ZERO": Option(-4.0, lambda v: v < 0, "< 0", "A, the value of log 0 (LOSS: sce)"),
-    "BOOTSTRAP_SOFT_BETA": Option(
-        0.95, lambda v: 0 <= v <= 1, "in [0, 1]", "Weight of the label (LOSS: bootstrap_soft)"
-    ),
-    "BOOTSTRAP_HARD_BETA": Option(
-        0.8, lambda v: 0 <= v <= 1, "in [0, 1]", "Weight of the label (LOSS: bootstrap_hard)"
-    ),
-    "FOCAL_GAMMA": Option(2.0, lambda v: v >= 0, ">= 0", "Focusing exponent (LOSS: focal)"),
-    "FOCAL_ALPHA": Option(
-        0.25,
-        lambda v: 0 <= v <= 1 or v == -1,
-        "in [0, 1], or -1 for no class weighting",
-        "Weight of the foreground class (LOSS: focal)",
-    ),
-    "TVERSKY_ALPHA": Option(
-        0.5, lambda v: v >= 0, ">= 0", "Weight of false positives (LOSS: tversky)"
-    ),
-    "TVERSKY_BETA": Option(
-        0.5, lambda v: v >= 0, ">= 0", "Weight of false negatives (LOSS: tversky)"
-    ),
-    "TVERSKY_EPS": Option(1e-6, lambda v: v > 0, "> 0", "eps of the Tversky ratio (LOSS: tversky)"),
-    "SVLS_SIGMA": Option(
-        1.0, lambda v: 0 < v <= 10, "in (0, 10]", "Gaussian std in mask pixels (LOSS: svls)"
-    ),
-    "BOUNDARY_BAND_WIDTH": Option(
-        1,
-        lambda v: v >= 0 and float(v).is_integer(),
-        "an integer >= 0",
-        "Half-width in mask pixels of the band around the outline (LOSS: boundary_band)",
-    ),
-    "BOUNDARY_BAND_WEIGHT": Option(
-        0.0, lambda v: 0 <= v <= 1, "in [0, 1]", "Weight of band pixels (LOSS: boundary_band)"
-    ),
-    "BPM_SCALE": Option(
-        1.0,
-        lambda v: 0 <= v <= 1,
-        "in [0, 1]",
-        "Share of the boundary map in the weights (LOSS: bpm)",
-    ),
-    "MORPH_TOLERANT_RADIUS": Option(
-        1,
-        lambda v: 1 <= v <= 5 and float(v).is_integer(),
-        "an integer in [1, 5]",
-        "Largest erosion or dilation in mask pixels tried (LOSS: morph_tolerant)",
-    ),
-    "PAIRWISE_COLOR_THETA": Option(
-        2.0, lambda v: v > 0, "> 0", "Colour distance scale in CIELAB units (LOSS: pairwise_color)"
-    ),
-    "PAIRWISE_COLOR_THRESHOLD": Option(
-        0.3,
-        lambda v: 0 < v <= 1,
-        "in (0, 1]",
-        "Least colour similarity of a pair that must share a label (LOSS: pairwise_color)",
-    ),
-    "PAIRWISE_COLOR_DILATION": Option(
-        2,
-        lambda v: v >= 1 and float(v).is_integer(),
-        "an integer >= 1",
-        "Distance in mask pixels between paired neighbours (LOSS: pairwise_color)",
-    ),
-}
+def _numeric_keys(losses: Mapping[str, LossEntry]) -> Tuple[Dict[str, ConfigKey], Dict[str, float]]:
+    """(key -> ConfigKey, key -> default) of LOSS_WEIGHT and of every option of `losses`.
 
-# Loss name -> {keyword of the loss function: config key in OPTIONS}.
-LOSS_KWARGS: Dict[str, Dict[str, str]] = {
-    "bce": {},
-    "dice": {"eps": "DICE_EPS"},
-    "label_smoothing": {"smoothing": "LABEL_SMOOTHING"},
-    "gce": {"q": "GCE_Q"},
-    "sce": {"alpha": "SCE_ALPHA", "beta": "SCE_BETA", "log_zero": "SCE_LOG_ZERO"},
-    "bootstrap_soft": {"beta": "BOOTSTRAP_SOFT_BETA"},
-    "bootstrap_hard": {"beta": "BOOTSTRAP_HARD_BETA"},
-    "focal": {"gamma": "FOCAL_GAMMA", "alpha": "FOCAL_ALPHA"},
-    "lovasz": {},
-    "tversky": {"alpha": "TVERSKY_ALPHA", "beta": "TVERSKY_BETA", "eps": "TVERSKY_EPS"},
-    "svls": {"sigma": "SVLS_SIGMA"},
-    "boundary_band": {"width": "BOUNDARY_BAND_WIDTH", "band_weight": "BOUNDARY_BAND_WEIGHT"},
-    "bpm": {"scale": "BPM_SCALE"},
-    "morph_tolerant": {"radius": "MORPH_TOLERANT_RADIUS"},
-    "pairwise_color": {
-        "theta": "PAIRWISE_COLOR_THETA",
-        "threshold": "PAIRWISE_COLOR_THRESHOLD",
-        "dilation": "PAIRWISE_COLOR_DILATION",
-    },
-}
+    A loss option's default is its function's keyword default. Raises ValueError if two keys
+    share a name, which would give two options one value.
+    """
+    options, defaults = {LOSS_WEIGHT.name: LOSS_WEIGHT}, {LOSS_WEIGHT.name: LOSS_WEIGHT_DEFAULT}
+    for name, entry in losses.items():
+        for keyword, key in entry.options.items():
+            if key.name in options:
+                raise ValueError(
+                    f"MODEL.ROI_MASK_HEAD.{key.name} (option {keyword!r} of the loss {name!r}) "
+                    "is already a key: give each option a key of its own"
+                )
+            options[key.name], defaults[key.name] = key, entry.defaults[keyword]
+    return options, defaults
+
+
+# Every numeric key under MODEL.ROI_MASK_HEAD: its range and comment, and its default.
+OPTIONS, DEFAULTS = _numeric_keys(LOSSES)
 
 
 def add_noisy_mask_config(cfg) -> None:
@@ -126,8 +46,8 @@ def add_noisy_mask_config(cfg) -> None:
     head.LOSS = "bce"
     # Weights of the terms of a sum, one per term; empty: all 1. Must stay empty for one loss.
     head.LOSS_WEIGHTS = []
-    for key, option in OPTIONS.items():
-        head[key] = option.default  # see OPTIONS for each key's comment and range
+    for key, default in DEFAULTS.items():
+        head[key] = default  # OPTIONS[key] gives its comment and valid range
     # COCO-format datasets to register by name: a list of [name, annotation_json, image_root].
     cfg.DATASETS.REGISTER_COCO = []
     add_dataset_checks_config(cfg)  # DATASETS.VALIDATE, VALIDATE_IMAGES, SKIP_DEGENERATE_...
@@ -143,6 +63,11 @@ def _checked_option(cfg, key: str) -> float:
             f"MODEL.ROI_MASK_HEAD.{key} = {value!r} is out of range: it must be {option.valid_range}"
         )
     return float(value)
+
+
+def _checked_loss_options(cfg, loss: str) -> Dict[str, float]:
+    """Keyword -> checked value of each option of the loss `loss`, from its config keys."""
+    return {kw: _checked_option(cfg, key.name) for kw, key in LOSSES[loss].options.items()}
 
 
 def _checked_loss_weights(cfg, name: str, terms: Tuple[str, ...]) -> Tuple[float, ...]:
@@ -182,13 +107,12 @@ def mask_loss_from_config(cfg) -> Tuple[str, Dict[str, float], float]:
     weights = _checked_loss_weights(cfg, name, terms)
     loss_weight = _checked_option(cfg, "LOSS_WEIGHT")
     if len(terms) == 1:
-        options = {kw: _checked_option(cfg, key) for kw, key in LOSS_KWARGS[terms[0]].items()}
-        return terms[0], options, loss_weight
+        return terms[0], _checked_loss_options(cfg, terms[0]), loss_weight
     options = {}
     for term, weight in zip(terms, weights):
         options[f"{term}.weight"] = weight
-        for kw, key in LOSS_KWARGS[term].items():
-            options[f"{term}.{kw}"] = _checked_option(cfg, key)
+        for keyword, value in _checked_loss_options(cfg, term).items():
+            options[f"{term}.{keyword}"] = value
     return "+".join(terms), options, loss_weight
 
 

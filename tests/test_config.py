@@ -1,13 +1,16 @@
 """Config keys, their checks, and every YAML under configs/."""
 import glob
+import inspect
 import os
 
 import pytest
 from detectron2.config import get_cfg
 
 from noisy_mask import add_noisy_mask_config, check_noisy_mask_config
-from noisy_mask.config import LOSS_KWARGS, OPTIONS, mask_loss_from_config
-from noisy_mask.losses.table import MASK_LOSSES
+from noisy_mask.config import OPTIONS, _numeric_keys, mask_loss_from_config
+from noisy_mask.losses.basic import soft_dice_loss
+from noisy_mask.losses.robust import tversky_loss
+from noisy_mask.losses.table import LOSSES, MASK_LOSSES, ConfigKey, LossEntry
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "noisy_mask", "configs")
 CONFIGS = sorted(glob.glob(os.path.join(CONFIG_DIR, "**", "*.yaml"), recursive=True))
@@ -30,8 +33,8 @@ def test_defaults():
 
 
 def test_every_loss_has_its_options_declared():
-    assert set(LOSS_KWARGS) == set(MASK_LOSSES)
-    assert all(key in OPTIONS for kwargs in LOSS_KWARGS.values() for key in kwargs.values())
+    assert set(LOSSES) == set(MASK_LOSSES)
+    assert all(key.name in OPTIONS for entry in LOSSES.values() for key in entry.options.values())
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[os.path.relpath(p, CONFIG_DIR) for p in CONFIGS])
@@ -104,3 +107,33 @@ def test_missing_config_keys_say_what_to_call():
     cfg = get_cfg()
     with pytest.raises(KeyError, match="add_noisy_mask_config"):
         mask_loss_from_config(cfg)
+
+
+def test_config_defaults_are_the_loss_functions_defaults():
+    head = noisy_cfg().MODEL.ROI_MASK_HEAD
+    for entry in LOSSES.values():
+        parameters = inspect.signature(entry.function).parameters
+        for keyword, key in entry.options.items():
+            default = parameters[keyword].default
+            # The type too: an int key such as BOUNDARY_BAND_WIDTH must merge an int from YAML.
+            assert head[key.name] == default and type(head[key.name]) is type(default), key.name
+    assert head.LOSS_WEIGHT == 1.0
+    # Every numeric key is LOSS_WEIGHT or the option of exactly one loss.
+    loss_keys = [key.name for entry in LOSSES.values() for key in entry.options.values()]
+    assert sorted(OPTIONS) == sorted(["LOSS_WEIGHT"] + loss_keys)
+    assert len(set(loss_keys)) == len(loss_keys)
+
+
+def test_a_config_key_given_to_two_options_is_rejected():
+    def eps_key(name):
+        return ConfigKey(name, lambda v: v > 0, "> 0", "eps")
+
+    tversky_options = {**LOSSES["tversky"].options, "eps": eps_key("EPS")}
+    twice = {
+        "dice": LossEntry(soft_dice_loss, {"eps": eps_key("EPS")}),
+        "tversky": LossEntry(tversky_loss, tversky_options),
+    }
+    with pytest.raises(ValueError, match=r"ROI_MASK_HEAD.EPS \(option 'eps' of the loss 'tversky'"):
+        _numeric_keys(twice)
+    with pytest.raises(ValueError, match=r"ROI_MASK_HEAD.LOSS_WEIGHT \(option 'eps' .* already"):
+        _numeric_keys({"dice": LossEntry(soft_dice_loss, {"eps": eps_key("LOSS_WEIGHT")})})

@@ -1,29 +1,21 @@
-"""Mask losses as pure torch functions, and the table that names them.
+"""The one table of mask losses, and the handling of names such as "bce+dice".
 
-Every function takes the ground-truth-class logits of each RoI and its {0, 1} target:
-
-    pred_logits (Tensor): (N, M, M) logits, N RoIs of M x M pixels (any float dtype)
-    target_masks (Tensor): (N, M, M) targets in {0, 1} (bool or float)
-
-and returns a scalar computed in float32, whatever the input dtype. Options are passed by
-keyword. With N = 0 a loss is `pred_logits.sum() * 0`: zero, finite, and still in the graph.
-
-`MASK_LOSSES` names them all; `get_mask_loss` also builds weighted sums such as "bce+dice".
+Each loss is named once, in `LOSSES`, with its function, the config key under
+MODEL.ROI_MASK_HEAD that sets each of its options, and whether it takes the image's colours.
+An option's default is the function's own keyword default: `noisy_mask.config` reads it from
+the signature, so it is written once. `MASK_LOSSES` and `IMAGE_LOSSES` are views of the table.
 """
 
 import functools
-from typing import Callable, Dict, Optional, Sequence, Tuple
+import inspect
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 
-from .boundary import (
-    boundary_band_bce_loss,
-    bpm_bce_loss,
-    morph_tolerant_bce_loss,
-    svls_loss,
-)
-from .utils import float32_loss
+from .basic import bce_loss, label_smoothing_bce_loss, soft_dice_loss
+from .boundary import boundary_band_bce_loss, bpm_bce_loss, morph_tolerant_bce_loss, svls_loss
 from .pairwise import pairwise_color_loss
 from .robust import (
     bootstrap_hard_loss,
@@ -37,67 +29,210 @@ from .robust import (
 
 MaskLoss = Callable[..., torch.Tensor]
 
+# What every loss function takes first; the other keywords are its options, set from the config.
+INPUTS = ("pred_logits", "target_masks")
+# The extra input of the losses that use the image: (N, 3, M, M) CIELAB colours of each RoI.
+IMAGE_COLORS = "image_colors"
 
-@float32_loss
-def bce_loss(pred_logits: torch.Tensor, target_masks: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy, mean over all N * M * M pixels (Detectron2's `mask_rcnn_loss`).
 
-    L = -1/(N M^2) sum_i [ y_i log sigmoid(x_i) + (1 - y_i) log(1 - sigmoid(x_i)) ]
+@dataclass(frozen=True)
+class ConfigKey:
+    """A numeric key under MODEL.ROI_MASK_HEAD and the values it accepts."""
+
+    name: str
+    is_valid: Callable[[float], bool]
+    valid_range: str  # what is_valid accepts, in words, for error messages: "in [0, 1)"
+    comment: str
+
+
+@dataclass(frozen=True)
+class LossEntry:
+    """One loss of the table: its function, the config key of each option, and whether the
+    function takes `image_colors`.
+
+    Checked when defined: the options must be exactly the function's keywords besides INPUTS and
+    IMAGE_COLORS, and each keyword's default must be a number its config key accepts.
     """
-    return F.binary_cross_entropy_with_logits(pred_logits, target_masks, reduction="mean")
+
+    function: MaskLoss
+    options: Mapping[str, ConfigKey] = field(default_factory=dict)  # keyword -> its config key
+    image_colors: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+        name = self.function.__name__
+        parameters = inspect.signature(self.function).parameters
+        if tuple(parameters)[: len(INPUTS)] != INPUTS:
+            raise TypeError(f"{name} must take {', '.join(INPUTS)} first")
+        if (IMAGE_COLORS in parameters) != self.image_colors:
+            raise TypeError(
+                f"{name} {'takes' if IMAGE_COLORS in parameters else 'does not take'} "
+                f"{IMAGE_COLORS}, but its entry has image_colors={self.image_colors}"
+            )
+        keywords = [p for p in tuple(parameters)[len(INPUTS) :] if p != IMAGE_COLORS]
+        if set(keywords) != set(self.options):
+            raise TypeError(
+                f"{name} has the options {keywords}, but its entry gives config keys for "
+                f"{list(self.options)}: give each keyword of the function exactly one key"
+            )
+        for keyword, key in self.options.items():
+            default = parameters[keyword].default
+            is_number = isinstance(default, (int, float)) and not isinstance(default, bool)
+            if not is_number or not key.is_valid(default):
+                raise ValueError(
+                    f"{name}({keyword}={default!r}): the default of MODEL.ROI_MASK_HEAD."
+                    f"{key.name} must be a number {key.valid_range}"
+                )
+
+    @property
+    def defaults(self) -> Dict[str, float]:
+        """Keyword -> default of each option, from the function's signature."""
+        parameters = inspect.signature(self.function).parameters
+        return {keyword: parameters[keyword].default for keyword in self.options}
 
 
-@float32_loss
-def soft_dice_loss(
-    pred_logits: torch.Tensor, target_masks: torch.Tensor, eps: float = 1e-6
-) -> torch.Tensor:
-    """Soft Dice loss, averaged over RoIs (Milletari et al. 2016; the original experiment's code).
-
-    With p = sigmoid(x) and sums over the M x M pixels of one RoI:
-
-        dice = (2 sum(p * y) + eps) / (sum(p) + sum(y) + eps),    L = 1 - mean_RoIs(dice)
-    """
-    probs = torch.sigmoid(pred_logits)
-    intersection = (probs * target_masks).sum(dim=(1, 2))
-    union = probs.sum(dim=(1, 2)) + target_masks.sum(dim=(1, 2))
-    dice_score = (2.0 * intersection + eps) / (union + eps)
-    return 1 - dice_score.mean()
-
-
-@float32_loss
-def label_smoothing_bce_loss(
-    pred_logits: torch.Tensor, target_masks: torch.Tensor, smoothing: float = 0.05
-) -> torch.Tensor:
-    """BCE against smoothed targets, mean over all pixels (the original experiment's code).
-
-        y' = y (1 - s) + s / 2,    L = BCE(x, y')
-
-    so a foreground pixel's target is 1 - s/2 and a background pixel's is s/2.
-    """
-    smoothed = target_masks * (1 - smoothing) + 0.5 * smoothing
-    return F.binary_cross_entropy_with_logits(pred_logits, smoothed, reduction="mean")
-
-
-# Config name -> loss function, called as fn(pred_logits, target_masks, **options).
-MASK_LOSSES: Dict[str, MaskLoss] = {
-    "bce": bce_loss,
-    "dice": soft_dice_loss,
-    "label_smoothing": label_smoothing_bce_loss,
-    "gce": gce_loss,
-    "sce": symmetric_ce_loss,
-    "bootstrap_soft": bootstrap_soft_loss,
-    "bootstrap_hard": bootstrap_hard_loss,
-    "focal": focal_loss,
-    "lovasz": lovasz_hinge_loss,
-    "tversky": tversky_loss,
-    "svls": svls_loss,
-    "boundary_band": boundary_band_bce_loss,
-    "bpm": bpm_bce_loss,
-    "morph_tolerant": morph_tolerant_bce_loss,
-    "pairwise_color": pairwise_color_loss,
+LOSSES: Dict[str, LossEntry] = {
+    "bce": LossEntry(bce_loss),
+    "dice": LossEntry(
+        soft_dice_loss,
+        {"eps": ConfigKey("DICE_EPS", lambda v: v > 0, "> 0", "eps of the soft Dice ratio")},
+    ),
+    "label_smoothing": LossEntry(
+        label_smoothing_bce_loss,
+        {
+            "smoothing": ConfigKey(
+                "LABEL_SMOOTHING", lambda v: 0 <= v < 1, "in [0, 1)", "Smoothing s"
+            )
+        },
+    ),
+    "gce": LossEntry(
+        gce_loss, {"q": ConfigKey("GCE_Q", lambda v: 0 < v <= 1, "in (0, 1]", "Exponent q")}
+    ),
+    "sce": LossEntry(
+        symmetric_ce_loss,
+        {
+            "alpha": ConfigKey("SCE_ALPHA", lambda v: v >= 0, ">= 0", "Weight of the BCE term"),
+            "beta": ConfigKey(
+                "SCE_BETA", lambda v: v >= 0, ">= 0", "Weight of the reverse CE term"
+            ),
+            "log_zero": ConfigKey("SCE_LOG_ZERO", lambda v: v < 0, "< 0", "A, the value of log 0"),
+        },
+    ),
+    "bootstrap_soft": LossEntry(
+        bootstrap_soft_loss,
+        {
+            "beta": ConfigKey(
+                "BOOTSTRAP_SOFT_BETA", lambda v: 0 <= v <= 1, "in [0, 1]", "Weight of the label"
+            )
+        },
+    ),
+    "bootstrap_hard": LossEntry(
+        bootstrap_hard_loss,
+        {
+            "beta": ConfigKey(
+                "BOOTSTRAP_HARD_BETA", lambda v: 0 <= v <= 1, "in [0, 1]", "Weight of the label"
+            )
+        },
+    ),
+    "focal": LossEntry(
+        focal_loss,
+        {
+            "gamma": ConfigKey("FOCAL_GAMMA", lambda v: v >= 0, ">= 0", "Focusing exponent"),
+            "alpha": ConfigKey(
+                "FOCAL_ALPHA",
+                lambda v: 0 <= v <= 1 or v == -1,
+                "in [0, 1], or -1 for no class weighting",
+                "Weight of the foreground class",
+            ),
+        },
+    ),
+    "lovasz": LossEntry(lovasz_hinge_loss),
+    "tversky": LossEntry(
+        tversky_loss,
+        {
+            "alpha": ConfigKey(
+                "TVERSKY_ALPHA", lambda v: v >= 0, ">= 0", "Weight of false positives"
+            ),
+            "beta": ConfigKey(
+                "TVERSKY_BETA", lambda v: v >= 0, ">= 0", "Weight of false negatives"
+            ),
+            "eps": ConfigKey("TVERSKY_EPS", lambda v: v > 0, "> 0", "eps of the Tversky ratio"),
+        },
+    ),
+    "svls": LossEntry(
+        svls_loss,
+        {
+            "sigma": ConfigKey(
+                "SVLS_SIGMA", lambda v: 0 < v <= 10, "in (0, 10]", "Gaussian std in mask pixels"
+            )
+        },
+    ),
+    "boundary_band": LossEntry(
+        boundary_band_bce_loss,
+        {
+            "width": ConfigKey(
+                "BOUNDARY_BAND_WIDTH",
+                lambda v: v >= 0 and float(v).is_integer(),
+                "an integer >= 0",
+                "Half-width in mask pixels of the band around the outline",
+            ),
+            "band_weight": ConfigKey(
+                "BOUNDARY_BAND_WEIGHT", lambda v: 0 <= v <= 1, "in [0, 1]", "Weight of band pixels"
+            ),
+        },
+    ),
+    "bpm": LossEntry(
+        bpm_bce_loss,
+        {
+            "scale": ConfigKey(
+                "BPM_SCALE",
+                lambda v: 0 <= v <= 1,
+                "in [0, 1]",
+                "Share of the boundary map in the weights",
+            )
+        },
+    ),
+    "morph_tolerant": LossEntry(
+        morph_tolerant_bce_loss,
+        {
+            "radius": ConfigKey(
+                "MORPH_TOLERANT_RADIUS",
+                lambda v: 1 <= v <= 5 and float(v).is_integer(),
+                "an integer in [1, 5]",
+                "Largest erosion or dilation in mask pixels tried",
+            )
+        },
+    ),
+    "pairwise_color": LossEntry(
+        pairwise_color_loss,
+        {
+            "theta": ConfigKey(
+                "PAIRWISE_COLOR_THETA",
+                lambda v: v > 0,
+                "> 0",
+                "Colour distance scale in CIELAB units",
+            ),
+            "threshold": ConfigKey(
+                "PAIRWISE_COLOR_THRESHOLD",
+                lambda v: 0 < v <= 1,
+                "in (0, 1]",
+                "Least colour similarity of a pair that must share a label",
+            ),
+            "dilation": ConfigKey(
+                "PAIRWISE_COLOR_DILATION",
+                lambda v: v >= 1 and float(v).is_integer(),
+                "an integer >= 1",
+                "Distance in mask pixels between paired neighbours",
+            ),
+        },
+        image_colors=True,
+    ),
 }
-# Losses that also take `image_colors`, (N, 3, M, M) CIELAB colours of each RoI's grid.
-IMAGE_LOSSES = frozenset({"pairwise_color"})
+
+# Views of the table. Name -> function, called as fn(pred_logits, target_masks, **options).
+MASK_LOSSES: Dict[str, MaskLoss] = {name: entry.function for name, entry in LOSSES.items()}
+# The losses that also take `image_colors`.
+IMAGE_LOSSES = frozenset(name for name, entry in LOSSES.items() if entry.image_colors)
 
 
 def loss_terms(name: str) -> Tuple[str, ...]:
@@ -106,13 +241,13 @@ def loss_terms(name: str) -> Tuple[str, ...]:
     Raises ValueError naming MODEL.ROI_MASK_HEAD.LOSS and the valid losses for an unknown or
     repeated term.
     """
-    valid = ", ".join(MASK_LOSSES)
+    valid = ", ".join(LOSSES)
     if not isinstance(name, str):
         raise ValueError(f"MODEL.ROI_MASK_HEAD.LOSS must be a string, got {name!r}")
     terms = tuple(term.strip() for term in name.split("+"))
     for index, term in enumerate(terms):
         where = f": term {term!r}" if len(terms) > 1 else ""
-        if term not in MASK_LOSSES:
+        if term not in LOSSES:
             raise ValueError(
                 f"MODEL.ROI_MASK_HEAD.LOSS = {name!r}{where} is unknown; valid losses: {valid}, "
                 "or a sum of them such as 'bce+dice'"
@@ -133,13 +268,13 @@ def weighted_sum_loss(
     image_colors: Optional[torch.Tensor] = None,
     **options,
 ) -> torch.Tensor:
-    """A weighted sum of losses of `MASK_LOSSES`, e.g. BCE + Dice as Mask2Former trains:
+    """A weighted sum of losses of `LOSSES`, e.g. BCE + Dice as Mask2Former trains:
 
         L = sum_k w_k L_k(x, y)
 
     Options are keyed by term: "<term>.weight" is w_k (default 1) and "<term>.<keyword>" one of
     that term's own options, e.g. {"bce.weight": 1.0, "dice.weight": 2.0, "dice.eps": 1e-6}.
-    `image_colors` goes to the terms of IMAGE_LOSSES.
+    `image_colors` goes to the terms that take it.
     """
     term_options: Dict[str, Dict[str, float]] = {term: {} for term in terms}
     for key, value in options.items():
@@ -153,16 +288,16 @@ def weighted_sum_loss(
     total = None
     for term, kwargs in term_options.items():
         weight = kwargs.pop("weight", 1.0)
-        if term in IMAGE_LOSSES:
-            kwargs["image_colors"] = image_colors
-        value = weight * MASK_LOSSES[term](pred_logits, target_masks, **kwargs)
+        if LOSSES[term].image_colors:
+            kwargs[IMAGE_COLORS] = image_colors
+        value = weight * LOSSES[term].function(pred_logits, target_masks, **kwargs)
         total = value if total is None else total + value
     return total
 
 
 def uses_image_colors(name: str) -> bool:
     """Whether the loss `name` (or a term of the sum) needs the `image_colors` keyword."""
-    return any(term in IMAGE_LOSSES for term in loss_terms(name))
+    return any(LOSSES[term].image_colors for term in loss_terms(name))
 
 
 def get_mask_loss(name: str) -> MaskLoss:
@@ -172,5 +307,5 @@ def get_mask_loss(name: str) -> MaskLoss:
     """
     terms = loss_terms(name)
     if len(terms) == 1:
-        return MASK_LOSSES[terms[0]]
+        return LOSSES[terms[0]].function
     return functools.partial(weighted_sum_loss, terms=terms)

@@ -5,13 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from noisy_mask.losses.table import (
-    MASK_LOSSES,
-    bce_loss,
-    get_mask_loss,
-    label_smoothing_bce_loss,
-    soft_dice_loss,
-)
+from noisy_mask.losses.basic import bce_loss, label_smoothing_bce_loss, soft_dice_loss
+from noisy_mask.losses.table import MASK_LOSSES, get_mask_loss
 
 
 # The original experiment's functions, verbatim: the contract for `dice` and `label_smoothing`.

@@ -26,13 +26,13 @@ from noisy_mask.losses.boundary import (
     outline_band,
     svls_loss,
 )
-from noisy_mask.config import LOSS_KWARGS, OPTIONS, mask_loss_from_config
+from noisy_mask.config import DEFAULTS, mask_loss_from_config
+from noisy_mask.losses.basic import bce_loss, soft_dice_loss
 from noisy_mask.losses.table import (
+    LOSSES,
     MASK_LOSSES,
-    bce_loss,
     get_mask_loss,
     loss_terms,
-    soft_dice_loss,
     weighted_sum_loss,
 )
 from noisy_mask.losses.robust import (
@@ -776,10 +776,10 @@ def test_new_defaults_match_the_functions():
     assert {key: head[key] for key in NEW_DEFAULTS} == NEW_DEFAULTS
     assert head.LOSS_WEIGHTS == []
     # The config defaults are the functions' keyword defaults, so both ways of calling agree.
-    for name, kwargs in LOSS_KWARGS.items():
+    for name, entry in LOSSES.items():
         signature = inspect.signature(MASK_LOSSES[name])
-        for kw, key in kwargs.items():
-            assert signature.parameters[kw].default == OPTIONS[key].default, (name, kw)
+        for kw, key in entry.options.items():
+            assert signature.parameters[kw].default == DEFAULTS[key.name], (name, kw)
 
 
 @pytest.mark.parametrize(
