@@ -21,8 +21,11 @@ test-fast: $(READY)
 demo: $(READY)
 	$(VENV)/bin/python -m noisy_mask.experiment --output $(DEMO_OUTPUT)
 
+# Reuses the full demo's pretrained detector when `make demo` has made it.
+DEMO_DETECTOR := $(DEMO_OUTPUT)/pretrain/model_final.pth
 demo-quick: $(READY)
-	$(VENV)/bin/python -m noisy_mask.experiment --output $(DEMO_OUTPUT)-quick --quick
+	$(VENV)/bin/python -m noisy_mask.experiment --output $(DEMO_OUTPUT)-quick --quick \
+		$(if $(wildcard $(DEMO_DETECTOR)),--pretrained $(DEMO_DETECTOR))
 
 clean:
 	rm -rf output

@@ -1,11 +1,13 @@
 """The noisy-mask experiment on the built-in shapes dataset, as one command (`make demo`):
 
-    python -m noisy_mask.experiment --output output/demo [--losses bce dice] [--noise mid] [--quick]
+    python -m noisy_mask.experiment --output output/demo [--noise mid] [--losses bce dice]
+    python -m noisy_mask.experiment --output output/demo-quick --quick [--pretrained WEIGHTS]
 
-generates the dataset, makes a noisy copy of its training masks, trains one Mask R-CNN per loss
-on it, evaluates each on the clean validation masks, and writes results.md, the curves and the
-pictures into the output folder (`noisy_mask.experiments.demo`). Finished runs are not trained
-again, so an interrupted experiment resumes where it stopped.
+pretrains a detector without masks (once per output folder), fine-tunes BCE on the clean training
+masks and each loss on a noisy copy of them, evaluates every run on the clean validation masks,
+and writes results.md (with the share of BCE's loss to noise each loss recovers), the curves and
+the pictures into the output folder (`noisy_mask.experiments.demo`). Finished runs are not
+trained again, so an interrupted experiment resumes where it stopped.
 """
 import argparse
 import sys
@@ -13,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .experiments.demo import FULL, QUICK, run_experiment
+from .experiments.demo import DEMO_LOSSES, FULL, QUICK, run_demo
 from .experiments.levels import LEVELS
 from .experiments.runner import DEFAULT_JOBS
 
@@ -23,8 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m noisy_mask.experiment", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--output", required=True, type=Path, help="folder for everything")
-    parser.add_argument("--losses", nargs="+", default=["bce", "dice", "label_smoothing"])
-    parser.add_argument("--noise", default="mid", choices=LEVELS)
+    parser.add_argument("--losses", nargs="+", default=list(DEMO_LOSSES),
+                        help="losses trained on the noisy masks (default: %(default)s)")
+    parser.add_argument("--noise", default="mid", choices=[lvl for lvl in LEVELS if lvl != "clean"])
     parser.add_argument("--seed", type=int, default=0, help="noise and training seed")
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
                         help="runs trained side by side, the cores shared between them "
@@ -32,22 +35,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"a first look: {QUICK.num_train} training images, {QUICK.max_iter} "
-        f"iterations (full: {FULL.num_train}, {FULL.max_iter})",
+        help=f"a first look: {QUICK.schedule.num_train} training images, "
+        f"{QUICK.schedule.max_iter} iterations from a detector pretrained "
+        f"{QUICK.pretrain.max_iter} (full: {FULL.schedule.num_train}, {FULL.schedule.max_iter}, "
+        f"{FULL.pretrain.max_iter})",
     )
+    parser.add_argument("--pretrained", default=None,
+                        help="weights of a detector to fine-tune instead of pretraining one "
+                             "(make demo-quick passes the full demo's when it exists)")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    schedule = QUICK if args.quick else FULL
+    plan = QUICK if args.quick else FULL
+    if args.pretrained and not Path(args.pretrained).is_file():
+        build_parser().error(f"--pretrained: {args.pretrained} not found")
     started = time.time()
     print(
-        f"noisy-mask experiment: losses {', '.join(args.losses)}, noise {args.noise}, "
-        f"{schedule.max_iter} iterations each, output {args.output}",
+        f"noisy-mask experiment: clean bce, and {', '.join(args.losses)} at noise {args.noise}; "
+        f"{plan.schedule.max_iter} iterations each, output {args.output}",
         flush=True,
     )
-    table_path = run_experiment(args.output, args.losses, args.noise, schedule, args.seed, args.jobs)
+    table_path = run_demo(args.output, args.losses, args.noise, plan, args.seed, args.jobs,
+                          args.pretrained)
     print()
     print(table_path.read_text())
     print(

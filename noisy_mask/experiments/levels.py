@@ -1,7 +1,13 @@
-"""Noise levels of the experiments, and the training data of each: the built-in dataset's clean
-training masks, or a noisy copy of them made by `noisy_mask.noise`."""
+"""Noise levels of the experiments, and the training data of each: a dataset's reference training
+annotations, or a noisy copy of them made by `noisy_mask.noise`.
+
+The reference is the built-in dataset's clean masks (level `clean`), or a user's annotations as
+they are (level `as_is`): the noise levels are the presets applied on top of it, and every run is
+evaluated on the dataset's validation split.
+"""
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -17,60 +23,69 @@ SPLIT_LEVELS = {
     "mid_no_outlines": dict(preset="mid", apply_to="boxes"),
 }
 LEVELS = NOISE_LEVELS + tuple(SPLIT_LEVELS)
-def prepare_data(output_dir: Path, noise: str, schedule: Schedule, seed: int) -> Dict[str, str]:
-    """The clean dataset and, unless `noise` is "clean", a noisy copy of its training masks."""
+# A user's training annotations as they are: the reference of a grid on the user's data.
+AS_IS = "as_is"
+REFERENCE_LEVELS = ("clean", AS_IS)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """A COCO dataset's training and validation splits (annotation json, image folder), and the
+    name of the level that trains on its training annotations unchanged."""
+
+    train_json: str
+    train_images: str
+    val_json: str
+    val_images: str
+    reference: str = "clean"
+
+
+def builtin_splits(output_dir: Path, schedule: Schedule) -> Splits:
+    """The built-in shapes dataset (seed 0) under output_dir/dataset, made once."""
     from ..data import generate_shapes_dataset
-    from ..noise.apply import noise_file
 
     paths = generate_shapes_dataset(
-        output_dir / "dataset", num_train=schedule.num_train, num_val=schedule.num_val, seed=0
+        Path(output_dir) / "dataset", num_train=schedule.num_train, num_val=schedule.num_val,
+        seed=0,
     )
-    paths = dict(paths, noise=noise)
-    if noise == "clean":
-        return paths
-    noisy_json = output_dir / "dataset" / f"instances_train_{noise}_seed{seed}.json"
+    return Splits(paths["train_json"], paths["train_images"], paths["val_json"],
+                  paths["val_images"])
+
+
+def level_data(output_dir: Path, splits: Splits, level: str, seed: int) -> Dict[str, str]:
+    """The data of one run: train_json, train_images, val_json, val_images and noise (the level).
+
+    At the reference level the training annotations are used as they are; at any other level a
+    noisy copy is written once to output_dir/dataset/instances_train_<level>_seed<seed>.json
+    with its noise report, and the keys clean_train_json and noise_report are added.
+    """
+    from ..noise.apply import noise_file
+
+    data = dict(train_json=splits.train_json, train_images=splits.train_images,
+                val_json=splits.val_json, val_images=splits.val_images, noise=level)
+    if level == splits.reference:
+        return data
+    if level in REFERENCE_LEVELS or level not in LEVELS:
+        valid = ", ".join(l for l in LEVELS if l not in REFERENCE_LEVELS)
+        raise ValueError(f"noise level {level!r} is not one of {splits.reference}, {valid}")
+    noisy_json = Path(output_dir) / "dataset" / f"instances_train_{level}_seed{seed}.json"
     report_path = Path(str(noisy_json)[: -len(".json")] + ".noise_report.json")
     if not (noisy_json.exists() and report_path.exists()):
-        options = SPLIT_LEVELS.get(noise, dict(preset=noise))
-        noise_file(paths["train_json"], noisy_json, seed=seed, **options)
-    paths.update(
-        clean_train_json=paths["train_json"], train_json=str(noisy_json),
-        noise_report=str(report_path),
-    )
-    return paths
+        options = SPLIT_LEVELS.get(level, dict(preset=level))
+        noisy_json.parent.mkdir(parents=True, exist_ok=True)
+        noise_file(splits.train_json, noisy_json, seed=seed, **options)
+    data.update(clean_train_json=splits.train_json, train_json=str(noisy_json),
+                noise_report=str(report_path))
+    return data
+
+
+def prepare_data(output_dir: Path, noise: str, schedule: Schedule, seed: int) -> Dict[str, str]:
+    """`level_data` of the built-in dataset: its clean masks, or a noisy copy of them."""
+    return level_data(output_dir, builtin_splits(output_dir, schedule), noise, seed)
 
 
 def mean_noise_iou(data: Dict[str, str]) -> Optional[float]:
+    """The mean IoU of the noisy versus the reference training masks, None at the reference."""
     if "noise_report" not in data:
         return None
     return json.loads(Path(data["noise_report"]).read_text())["mask_iou"]["mean"]
-
-
-def results_table(results: Dict[str, Dict], noise: str, noise_iou: Optional[float]) -> str:
-    """Markdown: mask AP, AP50, AP75 and boundary AP per loss."""
-    iou_text = (
-        "clean masks" if noise_iou is None else f"mean IoU of noisy vs clean masks {noise_iou:.3f}"
-    )
-    lines = [
-        f"Training masks: noise `{noise}` ({iou_text}); evaluation on the clean validation masks.",
-        "",
-        "| loss | mask AP | mask AP50 | mask AP75 | boundary AP | boundary AP75 |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for loss, result in results.items():
-        segm, boundary = result.get("segm", {}), result.get("boundary", {})
-        cells = [
-            segm.get("AP"),
-            segm.get("AP50"),
-            segm.get("AP75"),
-            boundary.get("AP"),
-            boundary.get("AP75"),
-        ]
-        lines.append(f"| {loss} | " + " | ".join(_fmt(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
-
-

@@ -1,38 +1,42 @@
 """Which loss helps at which noise level: a grid of losses x noise levels x seeds.
 
-Each run fine-tunes, with `python -m noisy_mask.train_net`, a detector pretrained without masks (trained once per
-output folder, on clean images of their own) on a noisy copy of the built-in dataset's training
-masks (made by `noisy_mask.noise`; the noise seed is the run's seed), and evaluates on the clean
-validation split.
-
-    python -m noisy_mask.robustness --output output/robustness                   # the full grid
-    python -m noisy_mask.robustness --output output/robustness-smoke --smoke     # a quick subset
-    python -m noisy_mask.robustness --output DIR --losses bce svls --levels clean mid --seeds 0 1 2
-    python -m noisy_mask.robustness --output DIR --losses bce bpm gce --levels clean mid --clean-losses bce
+On the built-in dataset every run fine-tunes a detector pretrained without masks (trained once per
+output folder, on clean images of its own) on a noisy copy of the training masks (made by
+`noisy_mask.noise`; the noise seed is the run's seed) and is evaluated on the clean validation
+split. On a user's dataset the reference level is the training annotations as they are (`as_is`),
+the noise levels are the presets applied on top of them, and the runs start from given weights or
+from scratch (see `StartingPoint`).
 
 An interrupted grid resumes: finished runs (with `eval_results.json`) are not repeated. Writes
-`results.json`, `results.md` (mean and standard deviation over seeds, and the share of the AP lost
-to noise that each loss recovers versus BCE) and `pr_curves_<level>.png` into the output folder.
+`results.json`, `results.md` (mean and standard deviation over seeds, the share of the AP lost to
+noise that each loss recovers versus BCE, and a verdict per level) and `pr_curves_<level>.png`
+into the output folder. The command is `python -m noisy_mask.robustness`.
 """
 import functools
 import importlib.metadata
+import json
 import os
 import platform
 import subprocess
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from ..model_zoo import get_config_file
 from ..utils.atomic import write_json_atomic, write_text_atomic
-from ..utils.run_folders import EVAL_RESULTS_FILE
-from .levels import NOISE_LEVELS, prepare_data
+from ..utils.run_folders import EVAL_RESULTS_FILE, METRICS_FILE
+from .levels import AS_IS, NOISE_LEVELS, Splits, builtin_splits, level_data
 from .runner import Schedule, pretrain_detector, run_in_parallel, train_and_evaluate
-from .stats import markdown, summarize
+from .stats import markdown, summarize, verdict
 
 DEFAULT_LOSSES = ("bce", "dice", "label_smoothing", "svls", "bootstrap_soft", "bce+pairwise_color")
 # clean, easy, mid, hard, and mid with clean masks: what a mask loss could win back at mid at most
 DEFAULT_LEVELS = NOISE_LEVELS + ("mid_no_outlines",)
+# On a user's data: the annotations as they are and the mid preset on top, the losses that did
+# best on the built-in grid and the two of the original experiment (30 runs with 3 seeds).
+USER_LOSSES = ("bce", "dice", "label_smoothing", "sce", "bce+pairwise_color")
+USER_LEVELS = (AS_IS, "mid")
 # Levels whose training masks are clean: only BCE is trained there.
 BCE_ONLY_LEVELS = ("mid_no_outlines",)
 # Every run fine-tunes one detector, pretrained without masks on 400 clean images of their own
@@ -44,40 +48,112 @@ PRETRAIN_SEED = 1
 FINETUNE_CONFIG = Path(get_config_file("shapes/Shapes-R18-FPN-finetune.yaml"))
 # 150 validation images: the evaluation's own sampling noise is part of the seed-to-seed spread.
 GRID = Schedule(num_train=200, num_val=150, max_iter=300)
+# From scratch on a user's data: 600 iterations (300 from given weights).
+USER_MAX_ITER = {"scratch": 600, "weights": 300}
 # Checks the whole pipeline, not the losses.
 SMOKE = dict(losses=("bce", "bce+pairwise_color"), levels=("clean", "mid"), seeds=(0,),
              schedule=Schedule(num_train=100, num_val=50, max_iter=150),
              pretrain=Schedule(num_train=200, num_val=0, max_iter=300))
-def run_grid(output_dir: Path, losses, levels, seeds, schedule: Schedule, jobs: int,
-             clean_losses: Optional[Sequence[str]] = None,
-             pretrain: Schedule = PRETRAIN) -> List[Dict]:
-    """Train and evaluate every (loss, level, seed), `jobs` at a time; one record per run.
+# Iterations of the run that measures the cost of one run before a grid starts.
+COST_PROBE_ITERS = 20
 
-    On clean masks only `clean_losses` are trained (all of `losses` if None), at BCE_ONLY_LEVELS
-    only bce. The pretrained detector is trained first if a run still needs it.
-    """
-    runs, datas = [], []
+
+@dataclass(frozen=True)
+class StartingPoint:
+    """Where every run of a grid starts: `weights` (a detectron2 checkpoint; heads whose shapes
+    differ are re-initialized, as detectron2 does), a detector pretrained without masks on
+    built-in images of its own with the `pretrain` schedule (made when a run first needs it), or,
+    with neither, from scratch."""
+
+    weights: str = ""
+    pretrain: Optional[Schedule] = None
+
+    def describe(self) -> str:
+        if self.weights:
+            return f"fine-tuned from {self.weights}"
+        if self.pretrain is not None:
+            return f"fine-tuned from a detector pretrained {self.pretrain.max_iter} iterations"
+        return "trained from scratch"
+
+    def weights_opts(self, output_dir: Path, config: Path) -> List[str]:
+        """The MODEL.WEIGHTS override of every run (pretraining the detector if needed)."""
+        if self.pretrain is not None:
+            weights = pretrain_detector(output_dir, self.pretrain, PRETRAIN_SEED, config,
+                                        threads=os.cpu_count())
+            return ["MODEL.WEIGHTS", str(weights)]
+        return ["MODEL.WEIGHTS", self.weights]
+
+
+def plan_runs(output_dir: Path, splits: Splits, losses, levels, seeds,
+              clean_losses: Optional[Sequence[str]] = None) -> List[Dict]:
+    """One dict per (seed, level, loss): loss, level, seed, run_dir and its data (noisy copies
+    written as needed). At the reference level only `clean_losses` are trained (all of `losses`
+    if None), at BCE_ONLY_LEVELS only bce."""
+    runs = []
     for seed in seeds:
         for level in levels:
-            data = prepare_data(output_dir, level, schedule, seed)
-            level_losses = losses if level != "clean" or clean_losses is None else clean_losses
+            data = level_data(output_dir, splits, level, seed)
+            level_losses = losses
+            if level == splits.reference and clean_losses is not None:
+                level_losses = clean_losses
             if level in BCE_ONLY_LEVELS:
                 level_losses = ["bce"]
             for loss in level_losses:
                 run_dir = output_dir / "runs" / level / f"seed{seed}" / loss.replace("+", "_plus_")
-                runs.append(dict(loss=loss, level=level, seed=seed, run_dir=str(run_dir)))
-                datas.append(data)
-    weights_opts: List[str] = []
+                runs.append(dict(loss=loss, level=level, seed=seed, run_dir=str(run_dir),
+                                 data=data))
+    return runs
+
+
+def run_grid(output_dir: Path, losses, levels, seeds, schedule: Schedule, jobs: int,
+             clean_losses: Optional[Sequence[str]] = None,
+             pretrain: Schedule = PRETRAIN, splits: Optional[Splits] = None,
+             start: Optional[StartingPoint] = None, config: Path = FINETUNE_CONFIG,
+             overrides: Sequence[str] = ()) -> List[Dict]:
+    """Train and evaluate every (loss, level, seed), `jobs` at a time; one record per run.
+
+    `splits` default to the built-in dataset and `start` to the detector pretrained with
+    `pretrain`, made first if a run still needs it. `overrides` (KEY VALUE ...) go to every run.
+    """
+    output_dir = Path(output_dir)
+    splits = splits or builtin_splits(output_dir, schedule)
+    start = start or StartingPoint(pretrain=pretrain)
+    runs = plan_runs(output_dir, splits, losses, levels, seeds, clean_losses)
+    opts: List[str] = []
     if any(not (Path(run["run_dir"]) / EVAL_RESULTS_FILE).exists() for run in runs):
-        weights = pretrain_detector(output_dir, pretrain, PRETRAIN_SEED, FINETUNE_CONFIG,
-                                    threads=os.cpu_count())
-        weights_opts = ["MODEL.WEIGHTS", str(weights)]
-    tasks = [functools.partial(train_and_evaluate, Path(run["run_dir"]), run["loss"], data,
-                               schedule, run["seed"], weights_opts, config=FINETUNE_CONFIG)
-             for run, data in zip(runs, datas)]
+        opts = start.weights_opts(output_dir, config)
+    opts += list(overrides)
+    tasks = [functools.partial(train_and_evaluate, Path(run["run_dir"]), run["loss"],
+                               run.pop("data"), schedule, run["seed"], opts, config=config)
+             for run in runs]
     for run, results in zip(runs, run_in_parallel(tasks, jobs)):
         run["results"] = results
     return runs
+
+
+def measure_run_cost(output_dir: Path, splits: Splits, schedule: Schedule, jobs: int,
+                     start: StartingPoint, config: Path, overrides: Sequence[str] = ()) -> float:
+    """Minutes one run of `schedule` takes here, from a run of COST_PROBE_ITERS iterations of bce
+    on the reference annotations (with its evaluation, at the threads a run of `jobs` side by side
+    gets), extrapolated by its measured time per iteration. Kept in output_dir/cost.json."""
+    cost_file = Path(output_dir) / "cost.json"
+    if cost_file.exists():
+        return json.loads(cost_file.read_text())["minutes_per_run"]
+    probe = Schedule(schedule.num_train, schedule.num_val, COST_PROBE_ITERS)
+    run_dir = Path(output_dir) / "cost_probe"
+    data = level_data(output_dir, splits, splits.reference, 0)
+    opts = [*start.weights_opts(output_dir, config), *overrides]
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    started = time.time()
+    train_and_evaluate(run_dir, "bce", data, probe, 0, opts, threads=threads, config=config)
+    probe_seconds = time.time() - started
+    rows = [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines()]
+    per_iter = [row["time"] for row in rows if "time" in row]
+    seconds_per_iter = per_iter[-1] if per_iter else probe_seconds / COST_PROBE_ITERS
+    minutes = (probe_seconds + seconds_per_iter * (schedule.max_iter - COST_PROBE_ITERS)) / 60
+    write_json_atomic(cost_file, dict(minutes_per_run=minutes, probe_seconds=probe_seconds,
+                                      seconds_per_iter=seconds_per_iter, threads=threads))
+    return minutes
 
 
 def code_version() -> str:
@@ -95,8 +171,6 @@ def code_version() -> str:
         return "unknown"
 
 
-
-
 def run_robustness(
     output_dir: Path,
     losses: Sequence[str],
@@ -107,32 +181,49 @@ def run_robustness(
     clean_losses: Optional[Sequence[str]] = None,
     pretrain: Schedule = PRETRAIN,
     command: str = "",
+    splits: Optional[Splits] = None,
+    start: Optional[StartingPoint] = None,
+    config: Path = FINETUNE_CONFIG,
+    overrides: Sequence[str] = (),
 ) -> str:
-    """Run the grid (bce is always added: every share is measured against it) and write
-    results.md, results.json and pr_curves_<level>.png into `output_dir`; returns results.md's
-    text. `command` is recorded in its header."""
+    """Run the grid (bce is always added: every share is measured against it), print the measured
+    cost first, and write results.md, results.json and pr_curves_<level>.png into `output_dir`;
+    returns results.md's text. `command` is recorded in its header."""
     from ..viz.plot import plot_pr_curves
 
     output_dir = Path(output_dir)
+    splits = splits or builtin_splits(output_dir, schedule)
+    start = start or StartingPoint(pretrain=pretrain)
     losses = list(losses) if "bce" in losses else ["bce", *losses]
     if clean_losses is not None and "bce" not in clean_losses:
         clean_losses = ["bce", *clean_losses]
     started, version = time.time(), code_version()
-    records = run_grid(output_dir, losses, levels, seeds, schedule, jobs, clean_losses, pretrain)
+    runs = plan_runs(output_dir, splits, losses, levels, seeds, clean_losses)
+    todo = sum(not (Path(r["run_dir"]) / EVAL_RESULTS_FILE).exists() for r in runs)
+    if todo:
+        minutes = measure_run_cost(output_dir, splits, schedule, jobs, start, config, overrides)
+        print(f"{len(runs)} runs ({todo} to train), {minutes:.1f} min per run measured here, "
+              f"{jobs} side by side: about {minutes * todo / jobs:.0f} min", flush=True)
+    records = run_grid(output_dir, losses, levels, seeds, schedule, jobs, clean_losses, pretrain,
+                       splits, start, config, overrides)
     summary = summarize(records)
     elapsed = time.time() - started
     header = (f"Command: `{command}`  \n"
               f"Commit: {version}; machine: {platform.machine()}, "
               f"{os.cpu_count()} cores; this invocation: {elapsed / 60:.1f} min "
-              f"(runs already finished are not repeated); {schedule.max_iter} iterations per run "
-              f"from a detector pretrained {pretrain.max_iter} iterations.\n")
-    table = header + "\n" + markdown(summary, losses, levels, records)
+              f"(runs already finished are not repeated); {schedule.max_iter} iterations per run, "
+              f"{start.describe()}; training annotations {splits.train_json}, evaluation on "
+              f"{splits.val_json}.\n")
+    advice = verdict(summary, records, losses, levels, splits.reference)
+    table = (header + "\nVerdict (boundary AP):\n\n" + "\n".join(advice) + "\n\n"
+             + markdown(summary, losses, levels, records, splits.reference))
     write_text_atomic(output_dir / "results.md", table)
-    results = {"records": records, "summary": summary, "schedule": vars(schedule),
-               "pretrain": vars(pretrain)}
+    results = {"records": records, "summary": summary, "verdict": advice,
+               "schedule": asdict(schedule), "start": asdict(start) | {"describe": start.describe()},
+               "reference": splits.reference}
     write_json_atomic(output_dir / "results.json", results)
     for level in levels:
-        runs = [r for r in records if r["level"] == level and r["seed"] == seeds[0]]
-        plot_pr_curves([r["run_dir"] for r in runs], output_dir / f"pr_curves_{level}.png",
-                       labels=[r["loss"] for r in runs])
+        level_runs = [r for r in records if r["level"] == level and r["seed"] == seeds[0]]
+        plot_pr_curves([r["run_dir"] for r in level_runs], output_dir / f"pr_curves_{level}.png",
+                       labels=[r["loss"] for r in level_runs])
     return table

@@ -29,10 +29,14 @@ def summarize(records: Sequence[Dict]) -> Dict[str, Dict[str, Dict[str, Dict[str
     return summary
 
 
-def recovered_share(summary, level: str, loss: str, key: str) -> Optional[float]:
-    """(AP_loss - AP_bce_noisy) / (AP_bce_clean - AP_bce_noisy) at `level`, or None if unknown."""
+def recovered_share(
+    summary, level: str, loss: str, key: str, reference: str = "clean"
+) -> Optional[float]:
+    """(AP_loss - AP_bce_noisy) / (AP_bce_reference - AP_bce_noisy) at `level`, or None if unknown.
+
+    `reference` is the level trained on the unchanged annotations (clean, or a user's as_is)."""
     try:
-        bce_clean = summary["clean"]["bce"][key]["mean"]
+        bce_clean = summary[reference]["bce"][key]["mean"]
         bce_noisy = summary[level]["bce"][key]["mean"]
         value = summary[level][loss][key]["mean"]
     except KeyError:
@@ -58,7 +62,9 @@ def mask_loss_ceiling(summary, key: str = "boundary/AP") -> Optional[float]:
     return None if lost <= 0 else (no_outlines - mid) / lost
 
 
-def beats_bce(summary, level: str, loss: str, key: str = "boundary/AP") -> Optional[bool]:
+def beats_bce(
+    summary, level: str, loss: str, key: str = "boundary/AP", reference: str = "clean"
+) -> Optional[bool]:
     """Whether `loss` recovers GOAL_SHARE of what BCE loses at `level`, beyond seed noise.
 
     True when the recovered share is at least GOAL_SHARE and the gain over BCE at the same level,
@@ -66,7 +72,7 @@ def beats_bce(summary, level: str, loss: str, key: str = "boundary/AP") -> Optio
     two cells, sqrt((std_loss^2 + std_bce^2) / 2). None when that cannot be told (a cell missing,
     fewer than 2 seeds, or BCE losing nothing to noise).
     """
-    share = recovered_share(summary, level, loss, key)
+    share = recovered_share(summary, level, loss, key, reference)
     if share is None:
         return None
     own, bce = summary[level][loss][key], summary[level]["bce"][key]
@@ -87,7 +93,9 @@ def paired_gains(records: Sequence[Dict], level: str, loss: str, key: str = "bou
     return [v[loss] - v["bce"] for _, v in sorted(by_seed.items()) if loss in v and "bce" in v]
 
 
-def markdown(summary, losses, levels, records: Sequence[Dict] = ()) -> str:
+def markdown(
+    summary, losses, levels, records: Sequence[Dict] = (), reference: str = "clean"
+) -> str:
     lines = []
     for level in levels:
         if level not in summary:
@@ -104,10 +112,11 @@ def markdown(summary, losses, levels, records: Sequence[Dict] = ()) -> str:
             gains = paired_gains(records, level, loss) if loss != "bce" else []
             delta = "" if not gains else (f"{mean(gains):+.1f}" if len(gains) < 2
                                           else f"{mean(gains):+.1f} ± {stdev(gains):.1f}")
-            shares = [recovered_share(summary, level, loss, key) if level != "clean" else None
-                      for key in ("segm/AP", "boundary/AP")]
+            shares = [recovered_share(summary, level, loss, key, reference)
+                      if level != reference else None for key in ("segm/AP", "boundary/AP")]
             seeds = max((v["n"] for v in cell.values()), default=0)
-            verdict = beats_bce(summary, level, loss) if level != "clean" and loss != "bce" else None
+            verdict = (beats_bce(summary, level, loss, reference=reference)
+                       if level != reference and loss != "bce" else None)
             goal = {True: "met", False: "not met", None: ""}[verdict]
             lines.append(f"| {loss} | " + " | ".join(cells) + f" | {delta} | "
                          + " | ".join("" if s is None else f"{100 * s:.0f}%" for s in shares)
@@ -156,3 +165,51 @@ def _mean_std(value) -> str:
     if value["n"] < 2:
         return f"{value['mean']:.1f}"
     return f"{value['mean']:.1f} ± {value['std']:.1f}"
+
+
+def verdict(
+    summary, records: Sequence[Dict], losses, levels, reference: str = "clean",
+    key: str = "boundary/AP",
+) -> List[str]:
+    """One line per level a user can act on: the loss to train with, or that none beats BCE.
+
+    A loss beats BCE at a level when, over 2 or more seeds, its mean gain over BCE (`key`, paired
+    by seed) exceeds GOAL_STDS x the pooled seed-to-seed standard deviation of the two cells; of
+    those, the largest mean gain wins. With one seed nothing can be told apart from seed noise.
+    """
+    lines = []
+    for level in levels:
+        cells = summary.get(level, {})
+        if "bce" not in cells or key not in cells["bce"]:
+            continue
+        candidates = []
+        for loss in losses:
+            if loss == "bce" or key not in cells.get(loss, {}):
+                continue
+            gains = paired_gains(records, level, loss, key)
+            own, bce = cells[loss][key], cells["bce"][key]
+            pooled_std = (math.sqrt((own["std"] ** 2 + bce["std"] ** 2) / 2)
+                          if own["n"] > 1 and bce["n"] > 1 else math.nan)
+            if gains:
+                candidates.append((mean(gains), loss, gains, pooled_std))
+        if not candidates:
+            continue
+        beating = [c for c in candidates if c[0] > GOAL_STDS * c[3]]  # NaN compares False
+        gain, loss, gains, pooled_std = max(beating or candidates, key=lambda c: c[0])
+        spread = f" ± {stdev(gains):.1f}" if len(gains) > 1 else ""
+        best = f"{loss} {gain:+.1f}{spread} {key.replace('/', ' ')} over bce (paired, " \
+               f"{len(gains)} seed{'s' if len(gains) > 1 else ''})"
+        share = recovered_share(summary, level, loss, key, reference) if level != reference else None
+        if share is not None:
+            best += f", {100 * share:.0f}% of what bce loses to noise"
+        if math.isnan(pooled_std):
+            lines.append(f"- {level}: cannot tell apart from seed noise with one seed (best: "
+                         f"{best}); run 2 or more seeds")
+        elif gain > GOAL_STDS * pooled_std:
+            lines.append(f"- {level}: use {loss}: {best}, beyond {GOAL_STDS:g} x the pooled seed "
+                         f"std ({GOAL_STDS * pooled_std:.1f})")
+        else:
+            lines.append(f"- {level}: no loss beats bce beyond seed noise (best: {best}; "
+                         f"{GOAL_STDS:g} x the pooled seed std is {GOAL_STDS * pooled_std:.1f}): "
+                         "keep bce")
+    return lines

@@ -69,7 +69,7 @@ class NoisyMaskRCNNConvUpsampleHead(MaskRCNNConvUpsampleHead):
         options = dict(self.loss_options)
         if self.uses_image_colors:
             options["image_colors"] = self.image_colors(instances, logits)
-        # Every loss computes in float32 with autocast off (loss_utils.float32_loss).
+        # Every loss computes in float32 with autocast off (losses.utils.float32_loss).
         loss = self.loss_fn(logits, gt_masks, **options)
         return {"loss_mask": loss * self.loss_weight}
 
