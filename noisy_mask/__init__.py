@@ -4,10 +4,30 @@
 `NoisyMaskROIHeads` (which gives that head the image's colours) in `ROI_HEADS_REGISTRY`.
 """
 
-from .config import add_noisy_mask_config, check_noisy_mask_config
-from .losses.table import MASK_LOSSES
-from .modeling.mask_head import NoisyMaskRCNNConvUpsampleHead
-from .modeling.roi_heads import NoisyMaskROIHeads
+import contextlib
+import warnings
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def quiet_torchscript_deprecation() -> Iterator[None]:
+    """Ignore torch's "`torch.jit.script` is deprecated" FutureWarning, and no other warning.
+
+    fvcore and detectron2 script functions when they are imported; from torch 2.10 on each of
+    those calls warns, which users can do nothing about. Wrap imports of detectron2 in this.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning
+        )
+        yield
+
+
+with quiet_torchscript_deprecation():
+    from .config import add_noisy_mask_config, check_noisy_mask_config
+    from .losses.table import MASK_LOSSES
+    from .modeling.mask_head import NoisyMaskRCNNConvUpsampleHead
+    from .modeling.roi_heads import NoisyMaskROIHeads
 
 __all__ = [
     "MASK_LOSSES",
