@@ -101,3 +101,44 @@ def test_mask_loss_ceiling_is_the_share_clean_masks_win_back():
     assert stats.mask_loss_ceiling(summary) == pytest.approx(0.2)
     text = stats.markdown(summary, ["bce", "svls"], ["clean", "mid", "mid_no_outlines"], records)
     assert "recovers n/a of the mask AP and 20% of the boundary AP that BCE loses at mid" in text
+
+
+def test_verdict_names_the_loss_that_beats_bce_beyond_seed_noise():
+    # mid: bce [8.5, 9, 9.5] (std 0.5), svls [10, 10.5, 11] (std 0.5): paired gains 1.5 each,
+    # pooled std 0.5, 1.5 > 2 x 0.5; share (10.5 - 9) / (12 - 9) = 50 %.
+    records = grid([12, 12, 12], [8.5, 9, 9.5], [10, 10.5, 11])
+    lines = stats.verdict(stats.summarize(records), records, ["bce", "svls"], ["clean", "mid"])
+    assert lines == [
+        "- mid: use svls: svls +1.5 ± 0.0 boundary AP over bce (paired, 3 seeds), 50% of what "
+        "bce loses to noise, beyond 2 x the pooled seed std (1.0)"
+    ]
+
+
+def test_verdict_keeps_bce_when_no_gain_is_beyond_seed_noise():
+    # bce [7.5, 9, 10.5] and svls [9, 10.5, 12] both have std 1.5: gain 1.5 < 2 x 1.5 = 3.0.
+    records = grid([12, 12, 12], [7.5, 9, 10.5], [9, 10.5, 12])
+    (line,) = stats.verdict(stats.summarize(records), records, ["bce", "svls"], ["mid"])
+    assert line.startswith("- mid: no loss beats bce beyond seed noise (best: svls +1.5")
+    assert line.endswith("2 x the pooled seed std is 3.0): keep bce")
+
+
+def test_verdict_prefers_a_loss_beyond_noise_over_a_larger_noisy_gain():
+    # "gce" gains more on average (+3) but varies by 4 points; "svls" gains +1.5 steadily.
+    records = grid([12, 12, 12], [8.5, 9, 9.5], [10, 10.5, 11])
+    records += [record("mid", "gce", s, v) for s, v in enumerate([8, 12, 16])]
+    (line,) = stats.verdict(stats.summarize(records), records, ["bce", "svls", "gce"], ["mid"])
+    assert line.startswith("- mid: use svls:")
+
+
+def test_verdict_with_one_seed_says_it_cannot_tell_and_uses_the_reference_level():
+    records = [record("as_is", "bce", 0, 20.0), record("as_is", "dice", 0, 21.0),
+               record("mid", "bce", 0, 14.0), record("mid", "dice", 0, 17.0)]
+    lines = stats.verdict(stats.summarize(records), records, ["bce", "dice"], ["as_is", "mid"],
+                          reference="as_is")
+    # mid: dice wins back (17 - 14) / (20 - 14) = 50 % of what bce loses.
+    assert lines == [
+        "- as_is: cannot tell apart from seed noise with one seed (best: dice +1.0 boundary AP "
+        "over bce (paired, 1 seed)); run 2 or more seeds",
+        "- mid: cannot tell apart from seed noise with one seed (best: dice +3.0 boundary AP "
+        "over bce (paired, 1 seed), 50% of what bce loses to noise); run 2 or more seeds",
+    ]

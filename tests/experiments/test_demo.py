@@ -1,0 +1,29 @@
+"""The demo end to end in miniature: pretrained detector, clean reference, losses at mid, table."""
+import pytest
+
+from noisy_mask.experiments.demo import DemoPlan, run_demo
+from noisy_mask.experiments.runner import Schedule
+
+
+@pytest.mark.slow
+def test_demo_writes_the_grid_table_curves_and_pictures_and_reuses_its_detector(tmp_path):
+    plan = DemoPlan(Schedule(num_train=4, num_val=3, max_iter=4),
+                    Schedule(num_train=4, num_val=0, max_iter=4), caveat="Pipeline check only.")
+    table = run_demo(tmp_path, ["bce", "dice"], "mid", plan, seed=0, jobs=2).read_text()
+    assert table.startswith("**Pipeline check only.**")
+    assert "### noise: clean" in table and "### noise: mid" in table
+    # One row per run: bce on clean masks, bce and dice at mid.
+    assert table.count("| bce |") == 2 and table.count("| dice |") == 1
+    for picture in ("pr_curves.png", "loss_curves.png", "noise.png", "predictions.png"):
+        assert (tmp_path / picture).stat().st_size > 0
+        assert f"]({picture})" in table
+    weights = tmp_path / "pretrain" / "model_final.pth"
+    assert weights.is_file()
+    runs = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("runs/*/*/*"))
+    assert runs == ["runs/clean/seed0/bce", "runs/mid/seed0/bce", "runs/mid/seed0/dice"]
+
+    # A second demo given that detector trains no detector of its own and names its weights.
+    other = tmp_path / "reuse"
+    table = run_demo(other, ["bce"], "mid", plan, jobs=2, pretrained=str(weights)).read_text()
+    assert not (other / "pretrain").exists()
+    assert f"fine-tuned from {weights}" in table and "Pipeline check only" not in table
