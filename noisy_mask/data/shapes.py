@@ -15,22 +15,38 @@ rasterizer of Detectron2's PolygonMasks and of COCO evaluation), and the rasteri
 overlap, so the pixels of instance i are exactly the rasterization of its polygon. `area` is that
 pixel count (pycocotools `area` of the rasterized polygon), `bbox` the [x, y, w, h] of the polygon.
 
+In that "plain" variant the image edges are exactly the outlines. The "hard" variant parts them,
+with the same guarantees on the masks:
+- textured shapes: a flat fill, stripes or patches of two colours, so edges run inside shapes;
+- low contrast: 30% of the shapes are flat and only 6 to 16 (RGB distance) from the background
+  under them;
+- a background with edges of its own: a gradient, a smooth texture, stripes for some images,
+  and clutter (lines, elongated ellipses) that is no instance;
+- touching shapes: 2 to 5 per image, and a shape after the first is, with probability 0.6,
+  pushed 1 to 3 px into an earlier one, which it cuts: the two share a boundary, and scenes
+  whose rasterized regions leave a pixel unpainted between them are redrawn;
+- the same sensor noise over the whole image.
+
 Layout under DIR: annotations/instances_{train,val}.json, train/*.png, val/*.png and a manifest
-(written last) holding the parameters, so that a complete dataset is not made twice.
+(written last) holding the parameters and the variant, so that a complete dataset is not made
+twice nor mistaken for one of another variant.
 
     python -m noisy_mask.data.shapes --output datasets/shapes --num-train 200 --num-val 50
+    python -m noisy_mask.data.shapes --output datasets/shapes_hard --variant hard
 """
 
 import argparse
 import json
+import math
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+import shapely
 from pycocotools import mask as mask_utils
 from shapely.geometry import Polygon
 from shapely.geometry.polygon import orient
@@ -45,6 +61,7 @@ SHAPE_CLASSES: Tuple[str, ...] = ("circle", "triangle", "rectangle", "star")
 GENERATOR_VERSION = 1
 MANIFEST_NAME = "shapes_manifest.json"
 SPLITS = ("train", "val")
+VARIANTS = ("plain", "hard")  # see the module docstring
 IMAGE_NAME = re.compile(r"^\d{6}\.png$")
 
 MIN_IMAGE_SIZE = 64
@@ -69,6 +86,39 @@ PLACEMENT_TRIES = 50  # per shape; when all fail the image gets fewer shapes
 SCENE_TRIES = 20
 JITTER_TRIES = 10  # sub-pixel shifts of a scene whose rasterized regions overlap
 
+# The hard variant. Sizes are in pixels of a 192 x 192 image, like those above.
+HARD_OBJECTS = (2, 5)  # shapes per image, both ends included: touching takes two
+TOUCH_PROBABILITY = 0.6  # a shape after the first is pressed against an earlier one
+TOUCH_DEPTH = (1.0, 3.0)  # px it is pushed into that one, cutting it: a shared boundary
+GAP_MARGIN = 1.0  # px; pixel centres this far inside the union of the outlines must be painted
+LOW_CONTRAST_PROBABILITY = 0.3
+# RGB distance of a low-contrast fill from the background under it; its grey step is at most
+# |(0.299, 0.587, 0.114)| * 16 = 0.67 * 16 < 11 levels
+LOW_CONTRAST = (6.0, 16.0)
+MIN_HARD_BACKGROUND_CONTRAST = 50.0  # the same distance for every other fill (its mean colour)
+MIN_HARD_SHAPE_CONTRAST = 30.0  # between the mean colours of one image's fills, when possible
+COLOUR_TRIES = 20
+TEXTURES = ("flat", "stripes", "patches")
+TEXTURE_WEIGHTS = (0.2, 0.4, 0.4)  # of the fills that are not low-contrast (those are flat)
+TEXTURE_CONTRAST = (50.0, 130.0)  # RGB distance between the two colours of stripes or patches
+# They differ along grey + GREY_TILT * (a random direction): mostly in brightness, which is what
+# grey-level edge detectors see, partly in hue.
+GREY_TILT = 0.5
+STRIPE_WIDTH = (5.0, 14.0)  # px, of one stripe
+PATCH_GRID = 16  # patches: the sign of a 16 x 16 random grid, upsampled: nodes 192 / 15 = 13 px
+GRADIENT_AMPLITUDE = 60.0  # max per-channel change of the background over one image side
+BACKGROUND_STRIPES_PROBABILITY = 0.3
+BACKGROUND_STRIPE_AMPLITUDE = (8.0, 20.0)  # per channel, between the two stripe shades
+CLUTTER_LINES = (2, 6)  # lines across the background, both ends included
+LINE_WIDTH = (1, 3)  # px, both ends included
+CLUTTER_BLOBS = (1, 4)  # filled ellipses, elongated so that none reads as a circle
+BLOB_AXIS = (6.0, 24.0)  # px, the long semi-axis
+BLOB_ASPECT = (0.25, 0.6)  # short semi-axis / long one
+# Max standard deviation of the noise on every pixel, shapes and background. The 3x3 Sobel
+# response of such noise has a standard deviation of 4 sqrt(1 + 4 + 1 + 1 + 4 + 1) < 14 per axis,
+# texture for the eye but no edge.
+SENSOR_NOISE = 4.0
+
 
 class SceneError(ValueError):
     """A scene whose visible regions cannot be annotated exactly."""
@@ -76,11 +126,16 @@ class SceneError(ValueError):
 
 @dataclass(frozen=True)
 class SceneShape:
-    """One shape to draw: `category_id` in 1..len(SHAPE_CLASSES), full outline, RGB fill."""
+    """One shape to draw: `category_id` in 1..len(SHAPE_CLASSES), full outline, RGB fill.
+
+    `texture`, when given, is an (H, W, 3) uint8 RGB image of the whole frame; the shape shows it
+    through its visible region instead of the flat `colour`.
+    """
 
     category_id: int
     polygon: Polygon
     colour: Tuple[int, int, int]
+    texture: Optional[np.ndarray] = field(default=None, compare=False)
 
 
 def shape_outline(
@@ -185,7 +240,7 @@ def draw_scene(
         if np.any(owner[mask] > 0):
             raise SceneError(f"rasterized visible region of shape {index} overlaps another one")
         owner[mask] = index + 1
-        image[mask] = shape.colour
+        image[mask] = shape.colour if shape.texture is None else shape.texture[mask]
         instances.append(
             {
                 "category_id": shape.category_id,
@@ -208,15 +263,21 @@ def sample_background(rng: np.random.Generator, size: int) -> np.ndarray:
     base = rng.uniform(0.0, 255.0, size=3)
     grid = rng.uniform(-1.0, 1.0, size=(BACKGROUND_GRID, BACKGROUND_GRID, 3))
     amplitude = rng.uniform(0.0, BACKGROUND_AMPLITUDE) if rng.random() < 0.5 else 0.0
-    position = np.linspace(0.0, BACKGROUND_GRID - 1.0, size)
-    low = np.minimum(position.astype(np.int64), BACKGROUND_GRID - 2)
+    texture = upsample_grid(grid, size)
+    return np.clip(np.rint(base + amplitude * texture), 0, 255).astype(np.uint8)
+
+
+def upsample_grid(grid: np.ndarray, size: int) -> np.ndarray:
+    """(size, size, C) float64: the (G, G, C) `grid` bilinearly upsampled, corners on corners."""
+    cells = grid.shape[0]
+    position = np.linspace(0.0, cells - 1.0, size)
+    low = np.minimum(position.astype(np.int64), cells - 2)
     frac = position - low
     # separable and elementwise (no matrix product): the same bytes whatever BLAS and threads
     fy = frac[:, None, None]
-    rows = (1 - fy) * grid[low] + fy * grid[low + 1]  # (size, 6, 3)
+    rows = (1 - fy) * grid[low] + fy * grid[low + 1]  # (size, G, C)
     fx = frac[None, :, None]
-    texture = (1 - fx) * rows[:, low] + fx * rows[:, low + 1]  # (size, size, 3)
-    return np.clip(np.rint(base + amplitude * texture), 0, 255).astype(np.uint8)
+    return (1 - fx) * rows[:, low] + fx * rows[:, low + 1]  # (size, size, C)
 
 
 def sample_colours(rng: np.random.Generator, background: np.ndarray, count: int) -> List[tuple]:
@@ -246,8 +307,17 @@ def sample_polygon(rng: np.random.Generator, kind: str, image_size: int) -> Poly
     return Polygon(points + rng.uniform(low, high))
 
 
+def annotatable(polygons: Sequence[Polygon], min_area: float) -> bool:
+    """True if every visible region of `polygons` (drawn in order) is one exact COCO polygon."""
+    regions = visible_regions(polygons)
+    return all(
+        visible_region_problem(full, region, min_area) is None
+        for full, region in zip(polygons, regions)
+    )
+
+
 def sample_scene(rng: np.random.Generator, image_size: int) -> Tuple[np.ndarray, List[dict]]:
-    """A random image ((S, S, 3) uint8 RGB) and its instances, as returned by draw_scene."""
+    """A random image of the plain variant ((S, S, 3) uint8 RGB) and its instances (draw_scene)."""
     min_area = MIN_VISIBLE_AREA * (image_size / REFERENCE_SIZE) ** 2
     for _ in range(SCENE_TRIES):
         background = sample_background(rng, image_size)
@@ -258,46 +328,280 @@ def sample_scene(rng: np.random.Generator, image_size: int) -> Tuple[np.ndarray,
             for _ in range(PLACEMENT_TRIES):
                 category = int(rng.integers(len(SHAPE_CLASSES)))
                 candidate = polygons + [sample_polygon(rng, SHAPE_CLASSES[category], image_size)]
-                regions = visible_regions(candidate)
-                if all(
-                    visible_region_problem(full, region, min_area) is None
-                    for full, region in zip(candidate, regions)
-                ):
+                if annotatable(candidate, min_area):
                     categories.append(category + 1)
                     polygons = candidate
                     break
         colours = sample_colours(rng, background, len(polygons))
-        # Two regions sharing an edge can both claim a pixel there, as pycocotools rounds each
-        # edge to a 0.2 px grid from its own end points. Shifting all shapes by the same
-        # sub-pixel amount (less than BORDER) keeps the scene and moves those roundings.
-        shift = np.zeros(2)
-        for _ in range(JITTER_TRIES):
-            shapes = [
-                SceneShape(category, translate(polygon, *shift), colour)
-                for category, polygon, colour in zip(categories, polygons, colours)
-            ]
-            try:
-                return draw_scene(shapes, background, min_area)
-            except SceneError:
-                shift = rng.uniform(-0.5, 0.5, size=2)
+        shapes = [
+            SceneShape(category, polygon, colour)
+            for category, polygon, colour in zip(categories, polygons, colours)
+        ]
+        drawn = draw_jittered(rng, shapes, background, min_area)
+        if drawn is not None:
+            return drawn[:2]
     raise RuntimeError(f"no drawable scene in {SCENE_TRIES} tries (image_size={image_size})")
+
+
+def draw_jittered(
+    rng: np.random.Generator,
+    shapes: Sequence[SceneShape],
+    background: np.ndarray,
+    min_area: float,
+    gapless: bool = False,
+) -> Optional[Tuple[np.ndarray, List[dict], List[SceneShape]]]:
+    """draw_scene, retried with the whole scene shifted; also returns the shapes as drawn.
+
+    Two regions sharing an edge can both claim a pixel there (or, `gapless`, neither), as
+    pycocotools rounds each edge to a 0.2 px grid from its own end points. Shifting all shapes by
+    the same sub-pixel amount (less than BORDER) keeps the scene and moves those roundings.
+    None when JITTER_TRIES shifts all fail.
+    """
+    shift = np.zeros(2)
+    for _ in range(JITTER_TRIES):
+        moved = [replace(shape, polygon=translate(shape.polygon, *shift)) for shape in shapes]
+        try:
+            image, instances = draw_scene(moved, background, min_area)
+            if gapless and gap_pixels(moved, instances, background.shape[0]) > 0:
+                raise SceneError("touching regions leave unpainted pixels between them")
+            return image, instances, moved
+        except SceneError:
+            shift = rng.uniform(-0.5, 0.5, size=2)
+    return None
+
+
+def gap_pixels(shapes: Sequence[SceneShape], instances: Sequence[dict], size: int) -> int:
+    """Pixels painted by no shape whose centres lie GAP_MARGIN inside the union of the outlines.
+
+    These are gaps between touching regions; the outer outline is GAP_MARGIN away.
+    """
+    inner = unary_union([shape.polygon for shape in shapes]).buffer(-GAP_MARGIN)
+    if inner.is_empty:
+        return 0
+    centres = np.arange(size) + 0.5  # pycocotools takes a pixel when its centre is inside
+    inside = shapely.contains_xy(inner, centres[None, :], centres[:, None])
+    painted = np.zeros((size, size), dtype=bool)
+    for instance in instances:
+        painted |= rasterize(instance["segmentation"][0], size, size)
+    return int(np.count_nonzero(inside & ~painted))
+
+
+def stripe_pattern(size: int, width: float, angle: float, phase: float) -> np.ndarray:
+    """(size, size) bool: alternate stripes `width` px wide, across direction `angle` (radians)."""
+    centres = np.arange(size) + 0.5
+    along = (centres[None, :] * math.cos(angle) + centres[:, None] * math.sin(angle)) / width
+    return np.floor(along + phase).astype(np.int64) % 2 == 0
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Rounded and clipped to 0..255."""
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def random_unit(rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random direction in RGB space."""
+    direction = rng.normal(size=3)
+    return direction / max(np.linalg.norm(direction), 1e-9)
+
+
+def sample_hard_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """(size, size, 3) uint8 RGB with edges of its own: the hard variant's background.
+
+    A base colour plus a linear gradient (up to GRADIENT_AMPLITUDE per channel over one side),
+    the smooth texture of sample_background, stripes for some images, then clutter painted on
+    top: anti-aliased lines and elongated filled ellipses in random colours.
+    """
+    scale = size / REFERENCE_SIZE
+    base = rng.uniform(0.0, 255.0, size=3)
+    angle = rng.uniform(0.0, 2 * np.pi)
+    centres = (np.arange(size) + 0.5) / size - 0.5
+    ramp = centres[None, :] * math.cos(angle) + centres[:, None] * math.sin(angle)
+    gradient = rng.uniform(-GRADIENT_AMPLITUDE, GRADIENT_AMPLITUDE, size=3)
+    grid = rng.uniform(-1.0, 1.0, size=(BACKGROUND_GRID, BACKGROUND_GRID, 3))
+    texture = rng.uniform(0.0, BACKGROUND_AMPLITUDE) * upsample_grid(grid, size)
+    image = base + ramp[:, :, None] * gradient + texture
+    if rng.random() < BACKGROUND_STRIPES_PROBABILITY:
+        width = rng.uniform(*STRIPE_WIDTH) * scale
+        pattern = stripe_pattern(size, width, rng.uniform(0.0, np.pi), rng.uniform(0.0, 2.0))
+        amplitude = rng.uniform(*BACKGROUND_STRIPE_AMPLITUDE)
+        image = image + np.where(pattern, 0.5, -0.5)[:, :, None] * amplitude
+    image = np.ascontiguousarray(to_uint8(image))
+    # cv2 draws with integer arithmetic on uint8: the same pixels on every machine
+    for _ in range(int(rng.integers(CLUTTER_LINES[0], CLUTTER_LINES[1] + 1))):
+        ends = [int(c) for c in rng.integers(0, size, size=4)]
+        width = int(rng.integers(LINE_WIDTH[0], LINE_WIDTH[1] + 1))
+        colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
+        cv2.line(image, tuple(ends[:2]), tuple(ends[2:]), colour, width, cv2.LINE_AA)
+    for _ in range(int(rng.integers(CLUTTER_BLOBS[0], CLUTTER_BLOBS[1] + 1))):
+        centre = tuple(int(c) for c in rng.integers(0, size, size=2))
+        long_axis = rng.uniform(*BLOB_AXIS) * scale
+        axes = (int(round(long_axis)), max(1, int(round(long_axis * rng.uniform(*BLOB_ASPECT)))))
+        colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
+        angle = rng.uniform(0.0, 180.0)  # degrees
+        cv2.ellipse(image, centre, axes, angle, 0, 360, colour, -1, cv2.LINE_AA)
+    return image
+
+
+def sample_fill(
+    rng: np.random.Generator,
+    background: np.ndarray,
+    polygon: Polygon,
+    other_means: Sequence[np.ndarray],
+) -> Tuple[Tuple[int, int, int], np.ndarray]:
+    """The mean RGB colour and (S, S, 3) float64 texture of one shape of the hard variant.
+
+    With LOW_CONTRAST_PROBABILITY the fill is flat and LOW_CONTRAST away from the mean of the
+    background under the shape; otherwise it is flat, stripes or patches of two colours
+    TEXTURE_CONTRAST apart, their mean at least MIN_HARD_BACKGROUND_CONTRAST from it.
+    """
+    size = background.shape[0]
+    under = rasterize(coco_polygon(polygon), size, size)
+    local = background[under].astype(np.float64).mean(axis=0)
+    low_contrast = rng.random() < LOW_CONTRAST_PROBABILITY
+    kind = "flat" if low_contrast else TEXTURES[rng.choice(len(TEXTURES), p=TEXTURE_WEIGHTS)]
+    for _ in range(COLOUR_TRIES):
+        if low_contrast:
+            mean = np.clip(local + rng.uniform(*LOW_CONTRAST) * random_unit(rng), 0, 255)
+            lowest, highest = LOW_CONTRAST
+        else:
+            mean = rng.integers(0, 256, size=3).astype(np.float64)
+            lowest, highest = MIN_HARD_BACKGROUND_CONTRAST, np.inf
+        if lowest <= np.linalg.norm(mean - local) <= highest and all(
+            np.linalg.norm(mean - other) >= MIN_HARD_SHAPE_CONTRAST for other in other_means
+        ):
+            break
+    if kind == "flat":
+        texture = np.broadcast_to(mean, (size, size, 3)).astype(np.float64)
+    else:
+        direction = np.full(3, 1.0 / math.sqrt(3.0)) + GREY_TILT * random_unit(rng)
+        half = 0.5 * rng.uniform(*TEXTURE_CONTRAST) * direction / np.linalg.norm(direction)
+        if kind == "stripes":
+            width = rng.uniform(*STRIPE_WIDTH) * size / REFERENCE_SIZE
+            pattern = stripe_pattern(size, width, rng.uniform(0.0, np.pi), rng.uniform(0.0, 2.0))
+        else:
+            grid = rng.uniform(-1.0, 1.0, size=(PATCH_GRID, PATCH_GRID, 1))
+            pattern = upsample_grid(grid, size)[:, :, 0] > 0
+        texture = mean + np.where(pattern[:, :, None], half, -half)
+    return tuple(int(c) for c in np.rint(mean)), texture
+
+
+def press_against(
+    rng: np.random.Generator, target: Polygon, kind: str, image_size: int
+) -> Optional[Polygon]:
+    """A random outline of `kind` pushed TOUCH_DEPTH into `target` from a random side.
+
+    The outline moves from the target's centroid along a random direction until it only just
+    touches (bisection), then back by the depth. None if it would leave the image.
+    """
+    shape = sample_polygon(rng, kind, image_size)
+    angle = rng.uniform(0.0, 2 * np.pi)
+    depth = rng.uniform(*TOUCH_DEPTH) * image_size / REFERENCE_SIZE
+    dx, dy = math.cos(angle), math.sin(angle)
+    start = translate(
+        shape, target.centroid.x - shape.centroid.x, target.centroid.y - shape.centroid.y
+    )
+    # both contain their centroids, so they meet at 0 and are apart beyond the sum of radii
+    reach = [
+        np.linalg.norm(np.asarray(p.exterior.coords) - np.asarray(p.centroid.coords), axis=1)
+        for p in (target, start)
+    ]
+    meeting, apart = 0.0, float(reach[0].max() + reach[1].max()) + 1.0
+    while apart - meeting > 0.01:
+        middle = 0.5 * (meeting + apart)
+        if translate(start, middle * dx, middle * dy).intersects(target):
+            meeting = middle
+        else:
+            apart = middle
+    distance = max(apart - depth, 0.0)
+    placed = translate(start, distance * dx, distance * dy)
+    x_min, y_min, x_max, y_max = placed.bounds
+    if min(x_min, y_min) < BORDER or max(x_max, y_max) > image_size - BORDER:
+        return None
+    return placed
+
+
+def sample_hard_scene(
+    rng: np.random.Generator, image_size: int
+) -> Tuple[np.ndarray, List[dict], np.ndarray, List[SceneShape]]:
+    """A random image of the hard variant, its instances, and the layers it was painted from.
+
+    Returns (image, instances, background, shapes): image ((S, S, 3) uint8 RGB) and instances as
+    from draw_scene; background ((S, S, 3) uint8) the image under all shapes; shapes as drawn,
+    each with its texture. The image is the background with each shape's texture painted, in
+    order, through the pycocotools rasterization of its instance's polygon. The same noise field
+    is added to the background and to every texture, so noise never marks an outline.
+    """
+    min_area = MIN_VISIBLE_AREA * (image_size / REFERENCE_SIZE) ** 2
+    for _ in range(SCENE_TRIES):
+        background = sample_hard_background(rng, image_size)
+        count = int(rng.integers(HARD_OBJECTS[0], HARD_OBJECTS[1] + 1))
+        categories: List[int] = []
+        polygons: List[Polygon] = []
+        for _ in range(count):
+            for _ in range(PLACEMENT_TRIES):
+                category = int(rng.integers(len(SHAPE_CLASSES)))
+                kind = SHAPE_CLASSES[category]
+                if polygons and rng.random() < TOUCH_PROBABILITY:
+                    target = polygons[int(rng.integers(len(polygons)))]
+                    polygon = press_against(rng, target, kind, image_size)
+                    if polygon is None:
+                        continue
+                else:
+                    polygon = sample_polygon(rng, kind, image_size)
+                if annotatable(polygons + [polygon], min_area):
+                    categories.append(category + 1)
+                    polygons.append(polygon)
+                    break
+        noise = rng.uniform(0.0, SENSOR_NOISE) * rng.normal(size=(image_size, image_size, 3))
+        shapes: List[SceneShape] = []
+        for category, polygon in zip(categories, polygons):
+            means = [np.asarray(shape.colour, dtype=np.float64) for shape in shapes]
+            colour, texture = sample_fill(rng, background, polygon, means)
+            shapes.append(SceneShape(category, polygon, colour, to_uint8(texture + noise)))
+        under = to_uint8(background + noise)
+        drawn = draw_jittered(rng, shapes, under, min_area, gapless=True)
+        if drawn is not None:
+            image, instances, moved = drawn
+            return image, instances, under, moved
+    raise RuntimeError(f"no drawable scene in {SCENE_TRIES} tries (image_size={image_size})")
+
+
+def variant_scene(
+    rng: np.random.Generator, image_size: int, variant: str
+) -> Tuple[np.ndarray, List[dict]]:
+    """The image and instances of one scene of `variant` (one of VARIANTS)."""
+    if variant == "plain":
+        return sample_scene(rng, image_size)
+    if variant == "hard":
+        return sample_hard_scene(rng, image_size)[:2]
+    raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
+
+
+def image_rng(seed: int, split: str, image_id: int) -> np.random.Generator:
+    """The generator of image `image_id` (1-based) of `split`: seeded with (seed, split, k)."""
+    return np.random.default_rng([seed, SPLITS.index(split), image_id])
 
 
 def json_bytes(obj) -> bytes:
     return (json.dumps(obj, separators=(",", ":")) + "\n").encode("utf-8")
 
 
-def make_split(seed: int, split: str, num_images: int, image_size: int, image_dir: Path) -> dict:
+def make_split(
+    seed: int,
+    split: str,
+    num_images: int,
+    image_size: int,
+    image_dir: Path,
+    variant: str = "plain",
+) -> dict:
     """Write the PNGs of one split and return its COCO dict.
 
-    Image k (1-based) uses the generator seeded with (seed, split index, k), so it is the same
-    whatever the number of images, and train and val never share a stream.
+    Image k (1-based) uses the generator image_rng(seed, split, k), so it is the same whatever
+    the number of images, and train and val never share a stream.
     """
-    split_index = SPLITS.index(split)
     images, annotations = [], []
     for image_id in range(1, num_images + 1):
-        rng = np.random.default_rng([seed, split_index, image_id])
-        image, instances = sample_scene(rng, image_size)
+        image, instances = variant_scene(image_rng(seed, split, image_id), image_size, variant)
         file_name = f"{image_id:06d}.png"
         ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if not ok:
@@ -308,13 +612,16 @@ def make_split(seed: int, split: str, num_images: int, image_size: int, image_di
         )
         for instance in instances:
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, **instance})
+    info = {
+        "description": "noisy_mask synthetic shapes",
+        "version": str(GENERATOR_VERSION),
+        "split": split,
+        "seed": seed,
+    }
+    if variant != "plain":  # plain files keep the bytes they had before there were variants
+        info["variant"] = variant
     return {
-        "info": {
-            "description": "noisy_mask synthetic shapes",
-            "version": str(GENERATOR_VERSION),
-            "split": split,
-            "seed": seed,
-        },
+        "info": info,
         "licenses": [],
         "images": images,
         "annotations": annotations,
@@ -354,14 +661,22 @@ def is_complete(output_dir: Path, params: dict) -> bool:
 
 
 def generate_shapes_dataset(
-    output_dir, num_train: int = 200, num_val: int = 50, image_size: int = 192, seed: int = 0
+    output_dir,
+    num_train: int = 200,
+    num_val: int = 50,
+    image_size: int = 192,
+    seed: int = 0,
+    variant: str = "plain",
 ) -> Dict[str, str]:
-    """Make the shapes dataset under `output_dir` and return its paths.
+    """Make the shapes dataset of `variant` ("plain" or "hard") under `output_dir`.
 
-    Keys: root, manifest, train_json, train_images, val_json, val_images. Byte-for-byte the same
-    files for the same arguments. If `output_dir` already holds a complete dataset made with the
-    same arguments, returns at once without writing.
+    Returns its paths, keys root, manifest, train_json, train_images, val_json, val_images.
+    Byte-for-byte the same files for the same arguments. If `output_dir` already holds a
+    complete dataset made with the same arguments (variant included), returns at once without
+    writing; otherwise the dataset there is made again.
     """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     for name, value, lowest in (
         ("num_train", num_train, 0),
         ("num_val", num_val, 0),
@@ -379,6 +694,7 @@ def generate_shapes_dataset(
         "num_val": int(num_val),
         "image_size": int(image_size),
         "seed": int(seed),
+        "variant": variant,
     }
     paths = dataset_paths(output_dir)
     if is_complete(output_dir, params):
@@ -391,14 +707,17 @@ def generate_shapes_dataset(
     for split in SPLITS:
         image_dir = Path(paths[f"{split}_images"])
         image_dir.mkdir(parents=True, exist_ok=True)
-        coco = make_split(params["seed"], split, params[f"num_{split}"], image_size, image_dir)
+        coco = make_split(
+            params["seed"], split, params[f"num_{split}"], image_size, image_dir, variant
+        )
         # images of an earlier, larger dataset would otherwise linger beside the new ones
         wanted = {image["file_name"] for image in coco["images"]}
         for stale in image_dir.iterdir():
             if IMAGE_NAME.match(stale.name) and stale.name not in wanted:
                 stale.unlink()
         write_bytes_atomic(Path(paths[f"{split}_json"]), json_bytes(coco))
-    write_bytes_atomic(manifest, json_bytes({"generator": "noisy_mask.data.shapes", "params": params}))
+    manifest_dict = {"generator": "noisy_mask.data.shapes", "params": params}
+    write_bytes_atomic(manifest, json_bytes(manifest_dict))
     return paths
 
 
@@ -412,10 +731,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--num-val", type=int, default=50, help="validation images (50)")
     parser.add_argument("--image-size", type=int, default=192, help="side of the images (192)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default="plain",
+        help="plain: flat shapes whose edges are their outlines; hard: textured, low-contrast, "
+        "touching shapes on a cluttered background (plain)",
+    )
     args = parser.parse_args(argv)
     try:
         paths = generate_shapes_dataset(
-            args.output, args.num_train, args.num_val, args.image_size, args.seed
+            args.output, args.num_train, args.num_val, args.image_size, args.seed, args.variant
         )
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

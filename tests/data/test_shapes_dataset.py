@@ -188,6 +188,7 @@ def test_second_call_writes_nothing_and_changed_parameters_rewrite(tmp_path):
         "num_val": 2,
         "image_size": 192,
         "seed": 1,
+        "variant": "plain",
     }
 
     assert generate_shapes_dataset(tmp_path, num_train=4, num_val=2, seed=1) == paths
