@@ -7,7 +7,15 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-README = Path(__file__).parent / "README.md"
+HERE = Path(__file__).parent
+README = HERE / "README.md"
+# Every config under noisy_mask/configs/, at any depth (noisy_mask.model_zoo.list_configs finds
+# the same files); listed here rather than globbed so that older setuptools ship them too.
+CONFIGS = sorted(
+    str(path.relative_to(HERE / "noisy_mask"))
+    for path in (HERE / "noisy_mask" / "configs").rglob("*")
+    if path.suffix in (".yaml", ".py") and "__pycache__" not in path.parts
+)
 
 setup(
     name="noisy-mask",
@@ -15,10 +23,11 @@ setup(
     description="Noise-robust mask losses for Detectron2's Mask R-CNN, and the experiment around them",
     long_description=README.read_text() if README.exists() else "",
     long_description_content_type="text/markdown",
-    python_requires=">=3.8",
+    # torch 2.14.1, which the set-up installs, requires Python >= 3.10.
+    python_requires=">=3.10",
     packages=find_packages(include=["noisy_mask", "noisy_mask.*"]),
     # The configs ship inside the package (noisy_mask.model_zoo.get_config_file finds them).
-    package_data={"noisy_mask": ["configs/*.yaml", "configs/*/*.yaml", "configs/*/*.py"]},
+    package_data={"noisy_mask": CONFIGS},
     install_requires=[
         "torch>=2.0",
         "fvcore",
