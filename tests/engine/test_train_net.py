@@ -1,5 +1,8 @@
-"""train_net.py end to end on the CPU: train, checkpoint, evaluate, resume, and two processes."""
+"""train_net.py end to end on the CPU: train, checkpoint, evaluate, resume, two processes and
+two machines."""
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +114,59 @@ def test_a_missing_dataset_file_is_named(shapes, tmp_path):
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert f"'mine': no annotation file {tmp_path / 'absent.json'}" in result.stderr
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_machines_train_together_and_rank_0_evaluates(shapes, tmp_path):
+    # Two `python -m noisy_mask.train_net` processes started as machines 0 and 1 of a job (one CPU
+    # process each, gloo), each with its own output folder as on separate machines.
+    port = free_port()
+    datasets = [["tiny_train", shapes["train_json"], shapes["train_images"]],
+                ["tiny_val", shapes["val_json"], shapes["val_images"]]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # both "machines" share this one's 2 cores
+    machines = []
+    for rank in (0, 1):
+        output_dir = tmp_path / f"machine{rank}"
+        cmd = [
+            sys.executable, "-m", "noisy_mask.train_net", "--config-file", str(CONFIG),
+            "--num-gpus", "1", "--num-machines", "2", "--machine-rank", str(rank),
+            "--dist-url", f"tcp://127.0.0.1:{port}",
+            "DATASETS.REGISTER_COCO", repr(datasets),
+            "DATASETS.TRAIN", "('tiny_train',)", "DATASETS.TEST", "('tiny_val',)",
+            "OUTPUT_DIR", str(output_dir), "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "4",
+            "SOLVER.WARMUP_ITERS", "2", "SOLVER.STEPS", "()", "TEST.DETECTIONS_PER_IMAGE", "20",
+            # Every image gets detections, so that each machine's share shows in the results.
+            "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0",
+        ]  # fmt: skip
+        log = open(tmp_path / f"machine{rank}.log", "w+")
+        machines.append((output_dir, log, subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)))
+    try:
+        for _, log, proc in machines:
+            returncode = proc.wait(timeout=600)
+            log.seek(0)
+            assert returncode == 0, log.read()[-5000:]
+    finally:
+        for _, log, proc in machines:
+            if proc.poll() is None:
+                proc.kill()  # a machine left waiting for a failed peer would wait 30 minutes
+            log.close()
+    (out0, _, _), (out1, _, _) = machines
+    assert "Rank of current process: 0. World size: 2" in (out0 / "log.txt").read_text()
+    assert "Rank of current process: 1. World size: 2" in (out1 / "log.txt.rank1").read_text()
+    # Machine 0 checkpoints, writes the metrics and evaluates once; machine 1 writes none of it.
+    assert (out0 / "model_final.pth").is_file() and not (out1 / "model_final.pth").exists()
+    assert list(tmp_path.rglob("eval_results.json")) == [out0 / "eval_results.json"]
+    results = json.loads((out0 / "eval_results.json").read_text())
+    assert 0.0 <= results["segm"]["AP"] <= 100.0
+    iterations = [m["iteration"] for m in metrics_lines(out0) if "loss_mask" in m]
+    assert iterations[-1] == 3
+    # The evaluation gathered both machines' halves of the validation images.
+    predictions = json.loads((out0 / "inference/tiny_val/coco_instances_results.json").read_text())
+    val_ids = {image["id"] for image in json.loads(Path(shapes["val_json"]).read_text())["images"]}
+    assert {p["image_id"] for p in predictions} == val_ids
