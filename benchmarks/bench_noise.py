@@ -19,7 +19,8 @@ from typing import Any, Dict
 
 import numpy as np
 
-from noisy_mask.noise.apply import PRESETS, noise_file
+from noisy_mask.noise.apply import noise_file
+from noisy_mask.noise.params import PRESETS
 
 
 def random_coco(num_images: int, num_instances: int, seed: int) -> Dict[str, Any]:

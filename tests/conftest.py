@@ -44,8 +44,7 @@ def shapes_runs(noisy_shapes):
     from pathlib import Path
 
     import numpy as np
-    from pycocotools import mask as mask_utils
-    from samples import rle, write_run_folder
+    from samples import polygons_mask, rle, write_run_folder
 
     gt = json.loads(Path(noisy_shapes["val_json"]).read_text())
     images = {image["id"]: image for image in gt["images"]}
@@ -54,8 +53,7 @@ def shapes_runs(noisy_shapes):
         results = []
         for ann in gt["annotations"]:
             image = images[ann["image_id"]]
-            rles = mask_utils.frPyObjects(ann["segmentation"], image["height"], image["width"])
-            mask = mask_utils.decode(mask_utils.merge(rles)).astype(bool)
+            mask = polygons_mask(ann["segmentation"], image["height"], image["width"])
             for category_id, new_mask, score in transform(ann, mask):
                 results.append(
                     {
@@ -76,3 +74,30 @@ def shapes_runs(noisy_shapes):
 
     bce = run("bce", lambda ann, mask: [(ann["category_id"], mask, 0.9)], 81.25)
     return {"gt": gt, "bce": bce, "dice": run("dice", dice, 64.5)}
+
+
+@pytest.fixture(scope="session")
+def help_modules():
+    """The modules the --help of each command loads beyond `import noisy_mask`, by command."""
+    from samples import modules_loaded_by_help
+
+    return modules_loaded_by_help(
+        {
+            "noisy_mask.validate": [],
+            "noisy_mask.noise": [],
+            "noisy_mask.plot": [],
+            "noisy_mask.visualize": ["predictions"],
+        }
+    )
+
+
+@pytest.fixture
+def plot_run_dirs(tmp_path):
+    """Two run folders to plot: "bce" (the exact square, AP 100) and "dice" (shifted 4 px, AP 40),
+    with the losses of `samples.LOGGED_LOSSES`."""
+    from samples import LOGGED_LOSSES, write_plot_run
+
+    return [
+        write_plot_run(tmp_path / name, shift, LOGGED_LOSSES[name])
+        for name, shift in (("bce", 0), ("dice", 4))
+    ]

@@ -6,6 +6,7 @@ sys.path)."""
 
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import cv2
 import numpy as np
+from PIL import Image
 from pycocotools import mask as mask_utils
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +24,7 @@ SQUARE = [10, 10, 30, 10, 30, 30, 10, 30]
 
 
 def square(height: int, width: int, top: int, left: int, side: int) -> np.ndarray:
-    """(height, width) bool mask, True on rows top..top + side - 1 and the same columns from left."""
+    """(height, width) bool mask, True on `side` rows from `top` and `side` columns from `left`."""
     mask = np.zeros((height, width), dtype=bool)
     mask[top : top + side, left : left + side] = True
     return mask
@@ -39,6 +41,12 @@ def pycocotools_rle(mask: Optional[np.ndarray]) -> Optional[Dict[str, Any]]:
     if mask is None:
         return None
     return mask_utils.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
+
+
+def polygons_mask(segmentation: List[List[float]], height: int, width: int) -> np.ndarray:
+    """(height, width) bool mask of a COCO polygon list, as pycocotools rasterizes it."""
+    rles = mask_utils.frPyObjects(segmentation, height, width)
+    return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
 
 
 def uncompressed_rle(mask: np.ndarray) -> Dict[str, Any]:
@@ -83,6 +91,174 @@ def coco_dict(
     }
 
 
+def coco_of(
+    segmentations: List[Any], size: int = 64, categories: Sequence[int] = (1, 2, 3)
+) -> Dict[str, Any]:
+    """One size x size image per segmentation (no file_name), annotation ids 100, 101, ... (not
+    the list positions), categories cycling through `categories`, boxes and areas all 0."""
+    images = [{"id": i + 1, "height": size, "width": size} for i in range(len(segmentations))]
+    annotations = [
+        {
+            "id": 100 + i,
+            "image_id": i + 1,
+            "category_id": categories[i % len(categories)],
+            "segmentation": seg,
+            "area": 0.0,
+            "bbox": [0, 0, 0, 0],
+            "iscrowd": 0,
+        }
+        for i, seg in enumerate(segmentations)
+    ]
+    return {
+        "info": {"description": "test"},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": c, "name": f"c{c}"} for c in categories],
+    }
+
+
+def shapes_coco(
+    num_images: int = 8, per_image: int = 6, size: int = 192, seed: int = 0
+) -> Dict[str, Any]:
+    """`coco_of` circles and 5-point stars, 20 to 80 px across, on size x size images, 3
+    categories, drawn with default_rng(seed)."""
+    rng = np.random.default_rng(seed)
+    segs, image_of = [], []
+    for image in range(num_images):
+        for _ in range(per_image):
+            radius = rng.uniform(10, 40)
+            center = rng.uniform(radius, size - radius, 2)
+            if rng.random() < 0.5:
+                angles = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+                radii = np.full(48, radius)
+            else:
+                angles = np.linspace(0, 2 * np.pi, 10, endpoint=False) + rng.uniform(0, 1)
+                radii = np.where(np.arange(10) % 2 == 0, radius, 0.45 * radius)
+            xy = center + np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
+            segs.append([np.round(xy, 2).reshape(-1).tolist()])
+            image_of.append(image + 1)
+    coco = coco_of(segs, size)
+    coco["images"] = coco["images"][:num_images]
+    for ann, image_id in zip(coco["annotations"], image_of):
+        ann["image_id"] = image_id
+    return coco
+
+
+def shifted(polygon: List[float], dx: float) -> List[float]:
+    """A flat polygon [x0, y0, x1, y1, ...] moved dx px along x."""
+    return [v + dx if k % 2 == 0 else v for k, v in enumerate(polygon)]
+
+
+def hand_made_noise() -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """(clean, noisy) COCO dicts. Clean: three 20x20 squares on a 64x64 image, ids 1 and 2
+    polygons of class 1 ("circle"), id 3 an RLE of class 2 ("star"). Noisy: 1 moved 5 px right
+    (kept), 2 deleted, 3 unchanged but flipped from star to circle."""
+    clean = {
+        "images": [{"id": 1, "height": 64, "width": 64, "file_name": "1.png"}],
+        "categories": [{"id": 1, "name": "circle"}, {"id": 2, "name": "star"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [SQUARE]},
+            {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [shifted(SQUARE, 30)]},
+            {
+                "id": 3,
+                "image_id": 1,
+                "category_id": 2,
+                "segmentation": rle(square(64, 64, 40, 40, 20)),
+            },
+        ],
+    }
+    noisy = json.loads(json.dumps(clean))
+    noisy["annotations"] = [
+        {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [shifted(SQUARE, 5)]},
+        {
+            "id": 3,
+            "image_id": 1,
+            "category_id": 1,
+            "segmentation": clean["annotations"][2]["segmentation"],
+        },
+    ]
+    return clean, noisy
+
+
+# (file_name, width, height) of the three images of `small_dataset`
+DATASET_IMAGES = [("a.png", 40, 30), ("b.png", 50, 40), ("sub/c.png", 32, 32)]
+
+
+def small_dataset() -> Dict[str, Any]:
+    """Three images, two categories and four valid annotations: a square polygon on image 1, a
+    compressed RLE (rows 10..19, columns 20..34) and an uncompressed crowd RLE on image 2, a
+    triangle on image 3."""
+    b_mask = np.zeros((40, 50), dtype=bool)
+    b_mask[10:20, 20:35] = True  # 150 px
+    return {
+        "images": [
+            {"id": i + 1, "file_name": name, "width": w, "height": h}
+            for i, (name, w, h) in enumerate(DATASET_IMAGES)
+        ],
+        "categories": [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 100.0,
+             "bbox": [5, 5, 10, 10], "segmentation": [[5, 5, 15, 5, 15, 15, 5, 15]]},
+            {"id": 2, "image_id": 2, "category_id": 2, "iscrowd": 0, "area": 150,
+             "bbox": [20, 10, 15, 10], "segmentation": rle(b_mask)},
+            # a crowd region as an uncompressed RLE: 2000 pixels = 1000 off, 40 on, 960 off
+            {"id": 3, "image_id": 2, "category_id": 1, "iscrowd": 1, "area": 40,
+             "bbox": [25, 0, 1, 40], "segmentation": {"size": [40, 50], "counts": [1000, 40, 960]}},
+            {"id": 4, "image_id": 3, "category_id": 2, "iscrowd": 0, "area": 50.0,
+             "bbox": [0.5, 0.5, 10, 10], "segmentation": [[0.5, 0.5, 10.5, 0.5, 0.5, 10.5]]},
+        ],
+    }  # fmt: skip
+
+
+def write_dataset(root: Path, data: Any, name: str = "instances.json") -> Tuple[Path, Path]:
+    """Write `data` (a dict, or the json's text or bytes) as ROOT/NAME and the images of
+    `small_dataset` as real PNGs of random pixels under ROOT/images; (json path, image folder)."""
+    image_dir = root / "images"
+    rng = np.random.default_rng(0)
+    for file_name, width, height in DATASET_IMAGES:
+        (image_dir / file_name).parent.mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(image_dir / file_name)
+    json_path = root / name
+    if isinstance(data, bytes):
+        json_path.write_bytes(data)
+    else:
+        json_path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return json_path, image_dir
+
+
+def square_result(
+    image_id: int, x0: int, y0: int, score: float = 0.9, category_id: int = 1, size: int = 64
+) -> Dict[str, Any]:
+    """A COCO result: the mask (RLE) and box of a SIDE x SIDE square at (x0, y0) in a size x size
+    image."""
+    return {
+        "image_id": image_id,
+        "category_id": category_id,
+        "segmentation": rle(square(size, size, y0, x0, SIDE)),
+        "bbox": [x0, y0, SIDE, SIDE],
+        "score": score,
+    }
+
+
+def three_category_case() -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """(ground truth, results) on two 64 x 64 images. cat (id 1): found exactly (AP 100); dog
+    (id 3): found shifted by 4 px (mask IoU 2/3: AP 40, AP50 100, AP75 0); bird (id 5): no ground
+    truth, one false positive (absent: -1 in precision, NaN AP)."""
+    categories = ((1, "cat"), (3, "dog"), (5, "bird"))
+    gt = coco_dict(
+        [square_annotation(1, 1, 4, 4, category_id=1), square_annotation(2, 2, 10, 10, 3)],
+        num_images=2,
+        categories=categories,
+    )
+    results = [
+        square_result(1, 4, 4, category_id=1),
+        square_result(2, 14, 10, category_id=3),
+        square_result(2, 40, 40, category_id=5),
+    ]
+    return gt, results
+
+
 def write_json(path: Path, obj: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj))
@@ -117,6 +293,41 @@ def write_run_folder(
     return run_dir
 
 
+def square_case(shift: int) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """(ground truth, results): a 20x20 square in a 64x64 image and its mask shifted by `shift`
+    px along x, without a box (0: AP 100; 4: mask IoU 2/3, AP 40, boundary AP 0)."""
+    result = square_result(1, 10 + shift, 10)
+    del result["bbox"]
+    return coco_dict([square_annotation(1, 1, 10, 10)]), [result]
+
+
+# (iteration, loss_mask, total_loss) logged every 20 iterations; "bce" falls faster than "dice".
+LOGGED_LOSSES = {
+    "bce": [(19, 0.60, 1.50), (39, 0.40, 1.10), (59, 0.30, 0.90)],
+    "dice": [(19, 0.50, 1.40), (39, 0.45, 1.30), (59, 0.42, 1.20)],
+}
+
+
+def write_plot_run(
+    run_dir: Path, shift: int, losses: List[Tuple[int, float, float]], dataset: str = "shapes_val"
+) -> Path:
+    """A run folder to plot: metrics.json with `losses` and an evaluation row, and the PR data of
+    `square_case(shift)` in inference/<dataset>/."""
+    from noisy_mask.evaluation.coco_eval import evaluate_coco_json
+
+    rows = [{"iteration": i, "loss_mask": m, "total_loss": t, "lr": 0.01} for i, m, t in losses]
+    rows.append({"iteration": 59, "segm/AP": 40.0})  # an evaluation row: no loss keys
+    evaluations = evaluate_coco_json(*square_case(shift))
+    return write_run_folder(run_dir, dataset, evaluations=evaluations, metrics_rows=rows)
+
+
+def png_size(path: Path) -> Tuple[int, int]:
+    """(width, height) from the PNG's IHDR chunk: bytes 16-24 after the 8-byte signature."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
 def png_pixels(path: Path) -> np.ndarray:
     """(H, W, 3) RGB of a PNG written by matplotlib (RGBA, opaque)."""
     pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -124,23 +335,27 @@ def png_pixels(path: Path) -> np.ndarray:
     return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB)
 
 
-def _run_python(code: str) -> List[str]:
-    """Run `code` in a new interpreter at the repository's root; the json list it prints."""
+def _python(code: str) -> subprocess.Popen:
+    """A new interpreter running `code` at the repository's root, started."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONWARNINGS="ignore")
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    command = [sys.executable, "-c", code]
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def modules_loaded_by_help(command: str, *args: str) -> Set[str]:
-    """The modules `python -m COMMAND *ARGS --help` loads beyond what `import noisy_mask` does."""
-    code = f"""
+def _printed_modules(process: subprocess.Popen) -> Set[str]:
+    """The json list of module names the process printed last."""
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    return set(json.loads(out.strip().splitlines()[-1]))
+
+
+_HELP = """
 import contextlib, io, json, runpy, sys
 import noisy_mask
 before = set(sys.modules)
-sys.argv = [{command!r}, *{list(args)!r}, "--help"]
+sys.argv = [{command!r}, *{args!r}, "--help"]
 with contextlib.redirect_stdout(io.StringIO()):
     try:
         runpy.run_module({command!r}, run_name="__main__", alter_sys=True)
@@ -148,7 +363,17 @@ with contextlib.redirect_stdout(io.StringIO()):
         pass
 print(json.dumps(sorted(set(sys.modules) - before)))
 """
-    return set(_run_python(code))
+
+
+def modules_loaded_by_help(commands: Dict[str, Sequence[str]]) -> Dict[str, Set[str]]:
+    """For each COMMAND: ARGS, the modules `python -m COMMAND *ARGS --help` loads beyond what
+    `import noisy_mask` does (the command module itself runs as __main__, not among them). The
+    commands run side by side, each in its own interpreter."""
+    started = {
+        command: _python(_HELP.format(command=command, args=list(args)))
+        for command, args in commands.items()
+    }
+    return {command: _printed_modules(process) for command, process in started.items()}
 
 
 def modules_loaded_by_import(module: str) -> Set[str]:
@@ -163,7 +388,7 @@ before = set(sys.modules)
 importlib.import_module({module!r})
 print(json.dumps(sorted(set(sys.modules) - before)))
 """
-    return set(_run_python(code))
+    return _printed_modules(_python(code))
 
 
 def heavy(modules: Set[str]) -> Set[str]:

@@ -1,10 +1,9 @@
-"""Check a COCO instances json and its images in one pass, and report every problem found.
+"""What can be wrong with a COCO instances json and its images: the one validator of the package.
 
-    python -m noisy_mask.validate ANNOTATIONS.json IMAGE_DIR
-
-prints one line per problem (`instances_train.json: annotation 17 (image 4): polygon 0 has 5
-coordinates (odd count)`), then a summary line, and exits 1 if there is any problem, 0 if there is
-none (`ok: N images, M annotations`), 2 if a file or folder given on the command line is missing.
+`validate_coco` lists every problem of a file (and of its images), `python -m noisy_mask.validate`
+prints them, and `coco.io.read_coco` raises the first one that stops a tool. Messages name the
+file, the ids and the key: `instances_train.json: annotation 17 (image 4): 'segmentation' polygon
+0 has 5 coordinates (odd count)`.
 
 A problem is `skippable` when dropping that one instance is a sane choice for training (empty or
 degenerate segmentation, zero-area polygon, box of non-positive size); every other problem is
@@ -12,18 +11,19 @@ degenerate segmentation, zero-area polygon, box of non-positive size); every oth
 nor detectron2: the json is read with the standard library, the images with PIL.
 """
 
-import argparse
-import json
 import math
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple, Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from ..utils.text import plural
+from .rle import decode_rle_counts
+from .values import bad, is_int, is_number, kind, parse_json, show
 
 FATAL = "fatal"
 SKIPPABLE = "skippable"
@@ -31,12 +31,22 @@ SKIPPABLE = "skippable"
 BOX_TOLERANCE_PX = 1.0
 # a polygon whose fan of triangles from its first point adds up to less than this is a line or point
 ZERO_AREA_PX2 = 1e-6
-# pycocotools writes a 32-bit run (a signed 33-bit difference) in at most 7 five-bit characters
-_MAX_RLE_CHARS_PER_RUN = 7
+SECTIONS = ("images", "annotations", "categories")
 _EXIF_ORIENTATION = 0x0112
-_SECTIONS = ("images", "annotations", "categories")
 
-Issue = Tuple[str, str]  # (message, FATAL or SKIPPABLE)
+PathArg = Union[str, os.PathLike]
+
+
+class Issue(NamedTuple):
+    """A problem of one value, before it is placed in the file.
+
+    empty_mask: the segmentation is well formed and its mask has no pixel; pycocotools reads it
+        (unlike an empty polygon list or a polygon of fewer than 3 points, skippable too).
+    """
+
+    message: str
+    severity: str = FATAL
+    empty_mask: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,9 @@ class Problem:
     image_id, annotation_id: the ids involved when they are known and valid, else None.
     message: what is wrong, with the offending value.
     severity: FATAL, or SKIPPABLE when dropping the annotation is a sane choice for training.
+    key: the key of the entry at fault ("bbox", "segmentation", "file_name", ...), the section
+        ("images", ...) for a malformed entry, None for the file as a whole.
+    empty_mask: see `Issue`.
     """
 
     file: str
@@ -54,6 +67,19 @@ class Problem:
     annotation_id: Optional[int]
     message: str
     severity: str = FATAL
+    key: Optional[str] = None
+    empty_mask: bool = False
+
+
+def problem_location(problem: Problem) -> str:
+    """`annotation A (image I)`, `annotation A`, `image I`, or '' for the file as a whole."""
+    if problem.annotation_id is not None and problem.image_id is not None:
+        return f"annotation {problem.annotation_id} (image {problem.image_id})"
+    if problem.annotation_id is not None:
+        return f"annotation {problem.annotation_id}"
+    if problem.image_id is not None:
+        return f"image {problem.image_id}"
+    return ""
 
 
 def format_problem(problem: Problem) -> str:
@@ -61,15 +87,9 @@ def format_problem(problem: Problem) -> str:
 
     Skippable problems end with ` [skippable]`.
     """
-    where = [problem.file]
-    if problem.annotation_id is not None and problem.image_id is not None:
-        where.append(f"annotation {problem.annotation_id} (image {problem.image_id})")
-    elif problem.annotation_id is not None:
-        where.append(f"annotation {problem.annotation_id}")
-    elif problem.image_id is not None:
-        where.append(f"image {problem.image_id}")
+    where = [problem.file, problem_location(problem)]
     suffix = " [skippable]" if problem.severity == SKIPPABLE else ""
-    return ": ".join(where + [problem.message]) + suffix
+    return ": ".join([w for w in where if w] + [problem.message]) + suffix
 
 
 def skippable_annotation_ids(problems: Iterable[Problem]) -> Set[int]:
@@ -82,103 +102,116 @@ def skippable_annotation_ids(problems: Iterable[Problem]) -> Set[int]:
     }
 
 
-def summary_line(problems: Sequence[Problem], num_images: int, num_annotations: int) -> str:
-    """`ok: N images, M annotations`, or `P problems (E errors, S skippable) in N images, M ...`."""
-    counts = f"{num_images} images, {num_annotations} annotations"
-    if not problems:
-        return f"ok: {counts}"
-    skippable = sum(p.severity == SKIPPABLE for p in problems)
-    errors = len(problems) - skippable
-    return (
-        f"{_count(len(problems), 'problem')} ({_count(errors, 'error')}, {skippable} skippable) "
-        f"in {counts}"
-    )
+class Validation(NamedTuple):
+    """Every problem of a dataset, and the number of images and annotations its json lists."""
+
+    problems: List[Problem]
+    num_images: int
+    num_annotations: int
+
+    def summary(self) -> str:
+        """`ok: N images, M annotations`, or `P problems (E errors, S skippable) in N images, M
+        annotations`."""
+        counts = f"{self.num_images} images, {self.num_annotations} annotations"
+        if not self.problems:
+            return f"ok: {counts}"
+        skippable = sum(p.severity == SKIPPABLE for p in self.problems)
+        errors = len(self.problems) - skippable
+        return (
+            f"{plural(len(self.problems), 'problem')} ({plural(errors, 'error')}, {skippable} "
+            f"skippable) in {counts}"
+        )
 
 
-def validate_coco(
-    annotations_path: str,
-    image_dir: Optional[str] = None,
-    check_images: bool = True,
-    workers: Optional[int] = None,
-) -> List[Problem]:
+def validate_dataset(
+    annotations_path: PathArg, image_dir: Optional[PathArg] = None, workers: Optional[int] = None
+) -> Validation:
     """Every problem in a COCO instances json and, if `image_dir` is given, in its image files.
 
     Args:
-        annotations_path: the json file.
+        annotations_path: the json file; its problems name it by its base name.
         image_dir: the folder the images' `file_name`s are relative to; None checks the json only.
-        check_images: False checks the json only, even with `image_dir`.
         workers: threads that decode images (PIL decodes without holding the GIL); default: CPUs.
 
     Raises:
         FileNotFoundError: `annotations_path` is not a file or `image_dir` is not a folder.
     """
-    return _validate(annotations_path, image_dir if check_images else None, workers)[0]
-
-
-def _validate(
-    annotations_path: str, image_dir: Optional[str], workers: Optional[int]
-) -> Tuple[List[Problem], int, int]:
-    """The problems, and the number of images and annotations that the json lists."""
     path = Path(annotations_path)
     if not path.is_file():
         raise FileNotFoundError(f"{annotations_path}: no such annotation file")
     if image_dir is not None and not Path(image_dir).is_dir():
         raise FileNotFoundError(f"{image_dir}: no such image folder")
-    name = path.name
     try:
-        data = json.loads(path.read_bytes())
-    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
-        return [Problem(name, None, None, f"not valid JSON: {e}")], 0, 0
-    if not isinstance(data, dict):
-        return [Problem(name, None, None, f"top level is {_kind(data)}, expected an object")], 0, 0
+        data = parse_json(path.read_bytes())
+    except ValueError as e:
+        return Validation([Problem(path.name, None, None, str(e))], 0, 0)
+    problems = coco_problems(data, path.name)
+    if image_dir is not None and isinstance(data, dict) and isinstance(data.get("images"), list):
+        problems.extend(_check_image_files(Path(image_dir), _image_files(data["images"]), workers))
+    images, annotations = (data.get(k) if isinstance(data, dict) else None for k in SECTIONS[:2])
+    num_images = len(images) if isinstance(images, list) else 0
+    return Validation(
+        problems, num_images, len(annotations) if isinstance(annotations, list) else 0
+    )
 
+
+def validate_coco(
+    annotations_path: PathArg,
+    image_dir: Optional[PathArg] = None,
+    check_images: bool = True,
+    workers: Optional[int] = None,
+) -> List[Problem]:
+    """The problems of `validate_dataset`; `check_images` False checks the json only."""
+    return validate_dataset(annotations_path, image_dir if check_images else None, workers).problems
+
+
+# ---------------------------------------------------------------------------------------------
+# The json.
+
+
+def coco_problems(data: Any, name: str) -> List[Problem]:
+    """Every problem of `data`, a parsed COCO instances json, in the order images, categories,
+    annotations (each entry's in the order of its keys' checks); `name` is the file."""
+    if not isinstance(data, dict):
+        return [Problem(name, None, None, f"top level is {kind(data)}, expected an object")]
     problems: List[Problem] = []
     sections: Dict[str, Optional[list]] = {}
-    for key in _SECTIONS:
+    for key in SECTIONS:
+        sections[key] = None
         if key not in data:
-            problems.append(Problem(name, None, None, f"missing key '{key}'"))
-            sections[key] = None
+            problems.append(Problem(name, None, None, f"missing top-level key '{key}'", key=key))
         elif not isinstance(data[key], list):
-            problems.append(
-                Problem(name, None, None, f"'{key}' is {_kind(data[key])}, expected a list")
-            )
-            sections[key] = None
+            message = f"'{key}' is {kind(data[key])}, expected a list"
+            problems.append(Problem(name, None, None, message, key=key))
         else:
             sections[key] = data[key]
 
-    sizes, files = None, []
+    sizes = None
     if sections["images"] is not None:
-        sizes, files = _check_images(name, sections["images"], problems)
+        sizes = _check_images(name, sections["images"], problems)
     category_ids = None
     if sections["categories"] is not None:
         category_ids = _check_categories(name, sections["categories"], problems)
     if sections["annotations"] is not None:
         _check_annotations(name, sections["annotations"], sizes, category_ids, problems)
-    if image_dir is not None:
-        problems.extend(_check_image_files(Path(image_dir), files, workers))
-    num_images = len(sections["images"] or [])
-    return problems, num_images, len(sections["annotations"] or [])
+    return problems
 
 
 def _check_images(
     name: str, images: list, problems: List[Problem]
-) -> Tuple[Dict[int, Optional[Tuple[int, int]]], List[Tuple[Optional[int], str, Optional[tuple]]]]:
-    """Check the `images` entries; return each valid id's (height, width) (None if invalid), and
-    the (id, file_name, (height, width)) of every entry whose file can be looked for."""
+) -> Dict[int, Optional[Tuple[int, int]]]:
+    """Check the `images` entries; return each valid id's (height, width) (None if invalid)."""
     sizes: Dict[int, Optional[Tuple[int, int]]] = {}
     first_index: Dict[int, int] = {}
-    files = []
     for index, image in enumerate(images):
         if not isinstance(image, dict):
-            problems.append(
-                Problem(name, None, None, f"images[{index}] is {_kind(image)}, expected an object")
-            )
+            message = f"images[{index}] is {kind(image)}, expected an object"
+            problems.append(Problem(name, None, None, message, key="images"))
             continue
         image_id = image.get("id")
-        if not _is_int(image_id):
-            problems.append(
-                Problem(name, None, None, f"images[{index}]: {_bad('id', image, 'an int')}")
-            )
+        if not is_int(image_id):
+            message = f"images[{index}]: {bad('id', image, 'an int')}"
+            problems.append(Problem(name, None, None, message, key="id"))
             image_id, prefix = None, f"images[{index}]: "
         else:
             prefix = ""
@@ -186,27 +219,31 @@ def _check_images(
                 message = (
                     f"duplicate image id (images[{first_index[image_id]}] and images[{index}])"
                 )
-                problems.append(Problem(name, image_id, None, message))
+                problems.append(Problem(name, image_id, None, message, key="id"))
             first_index.setdefault(image_id, index)
 
-        size_ok = True
         for key in ("width", "height"):
-            if not (_is_int(image.get(key)) and image[key] > 0):
-                size_ok = False
-                message = prefix + _bad(key, image, "a positive int")
-                problems.append(Problem(name, image_id, None, message))
-        size = (image["height"], image["width"]) if size_ok else None
+            if not (is_int(image.get(key)) and image[key] > 0):
+                message = prefix + bad(key, image, "a positive int")
+                problems.append(Problem(name, image_id, None, message, key=key))
         if image_id is not None:
-            sizes.setdefault(image_id, size)
+            sizes.setdefault(image_id, _image_size(image))
+        if not _file_name(image):
+            message = prefix + bad("file_name", image, "a path")
+            problems.append(Problem(name, image_id, None, message, key="file_name"))
+    return sizes
 
-        file_name = image.get("file_name")
-        if isinstance(file_name, str) and file_name:
-            files.append((image_id, file_name, size))
-        else:
-            problems.append(
-                Problem(name, image_id, None, prefix + _bad("file_name", image, "a path"))
-            )
-    return sizes, files
+
+def _image_size(image: dict) -> Optional[Tuple[int, int]]:
+    """(height, width) of an image entry, None unless both are positive ints."""
+    if all(is_int(image.get(key)) and image[key] > 0 for key in ("height", "width")):
+        return image["height"], image["width"]
+    return None
+
+
+def _file_name(image: dict) -> Optional[str]:
+    file_name = image.get("file_name")
+    return file_name if isinstance(file_name, str) and file_name else None
 
 
 def _check_categories(name: str, categories: list, problems: List[Problem]) -> Set[int]:
@@ -214,13 +251,13 @@ def _check_categories(name: str, categories: list, problems: List[Problem]) -> S
     first_index: Dict[int, int] = {}
     for index, category in enumerate(categories):
         if not isinstance(category, dict):
-            message = f"categories[{index}] is {_kind(category)}, expected an object"
-            problems.append(Problem(name, None, None, message))
+            message = f"categories[{index}] is {kind(category)}, expected an object"
+            problems.append(Problem(name, None, None, message, key="categories"))
             continue
         category_id = category.get("id")
-        if not _is_int(category_id):
-            message = f"categories[{index}]: {_bad('id', category, 'an int')}"
-            problems.append(Problem(name, None, None, message))
+        if not is_int(category_id):
+            message = f"categories[{index}]: {bad('id', category, 'an int')}"
+            problems.append(Problem(name, None, None, message, key="id"))
             where = f"categories[{index}]"
         else:
             where = f"category {category_id}"
@@ -229,11 +266,11 @@ def _check_categories(name: str, categories: list, problems: List[Problem]) -> S
                     f"{where}: duplicate category id "
                     f"(categories[{first_index[category_id]}] and categories[{index}])"
                 )
-                problems.append(Problem(name, None, None, message))
+                problems.append(Problem(name, None, None, message, key="id"))
             first_index.setdefault(category_id, index)
         if not (isinstance(category.get("name"), str) and category["name"]):
-            message = f"{where}: {_bad('name', category, 'a non-empty string')}"
-            problems.append(Problem(name, None, None, message))
+            message = f"{where}: {bad('name', category, 'a non-empty string')}"
+            problems.append(Problem(name, None, None, message, key="name"))
     return set(first_index)
 
 
@@ -251,56 +288,60 @@ def _check_annotations(
     first_index: Dict[int, int] = {}
     for index, annotation in enumerate(annotations):
         if not isinstance(annotation, dict):
-            message = f"annotations[{index}] is {_kind(annotation)}, expected an object"
-            problems.append(Problem(name, None, None, message))
+            message = f"annotations[{index}] is {kind(annotation)}, expected an object"
+            problems.append(Problem(name, None, None, message, key="annotations"))
             continue
         annotation_id = annotation.get("id")
-        image_id = annotation.get("image_id") if _is_int(annotation.get("image_id")) else None
-        issues: List[Issue] = []
-        if not _is_int(annotation_id):
-            issues.append((_bad("id", annotation, "an int"), FATAL))
+        image_id = annotation.get("image_id") if is_int(annotation.get("image_id")) else None
+        issues: List[Tuple[str, Issue]] = []  # (key, issue)
+        if not is_int(annotation_id):
+            issues.append(("id", Issue(bad("id", annotation, "an int"))))
             annotation_id = None
         elif annotation_id in first_index:
             message = (
                 f"duplicate annotation id "
                 f"(annotations[{first_index[annotation_id]}] and annotations[{index}])"
             )
-            issues.append((message, FATAL))
+            issues.append(("id", Issue(message)))
         else:
             first_index[annotation_id] = index
 
         size = None
         if image_id is None:
-            issues.append((_bad("image_id", annotation, "an int"), FATAL))
+            issues.append(("image_id", Issue(bad("image_id", annotation, "an int"))))
         elif sizes is not None:
             if image_id not in sizes:
-                issues.append((f"image_id {image_id} is not in 'images'", FATAL))
+                issues.append(("image_id", Issue(f"image_id {image_id} is not in 'images'")))
             size = sizes.get(image_id)
         category_id = annotation.get("category_id")
-        if not _is_int(category_id):
-            issues.append((_bad("category_id", annotation, "an int"), FATAL))
+        if not is_int(category_id):
+            issues.append(("category_id", Issue(bad("category_id", annotation, "an int"))))
         elif category_ids is not None and category_id not in category_ids:
-            issues.append((f"category_id {category_id} is not in 'categories'", FATAL))
+            message = f"category_id {category_id} is not in 'categories'"
+            issues.append(("category_id", Issue(message)))
         if "iscrowd" in annotation and not (
-            _is_int(annotation["iscrowd"]) and annotation["iscrowd"] in (0, 1)
+            is_int(annotation["iscrowd"]) and annotation["iscrowd"] in (0, 1)
         ):
-            issues.append((_bad("iscrowd", annotation, "0 or 1"), FATAL))
+            issues.append(("iscrowd", Issue(bad("iscrowd", annotation, "0 or 1"))))
         area = annotation.get("area")
-        if not (_is_number(area) and math.isfinite(area) and area >= 0):
+        if not (is_number(area) and math.isfinite(area) and area >= 0):
             # pycocotools' COCOeval reads every ground-truth area to sort it into small/medium/large
-            issues.append((_bad("area", annotation, "a finite number >= 0"), FATAL))
-        if "bbox" in annotation:
-            issues.extend(check_bbox(annotation["bbox"], size))
-        else:
-            issues.append(("'bbox' is missing", FATAL))
-        if "segmentation" in annotation:
-            issues.extend(check_segmentation(annotation["segmentation"], size))
-        else:
-            issues.append(("'segmentation' is missing", FATAL))
+            issues.append(("area", Issue(bad("area", annotation, "a finite number >= 0"))))
+        for key, check in (("bbox", check_bbox), ("segmentation", check_segmentation)):
+            if key in annotation:
+                issues.extend((key, issue) for issue in check(annotation[key], size))
+            else:
+                issues.append((key, Issue(f"'{key}' is missing")))
 
         prefix = f"annotations[{index}]: " if annotation_id is None else ""
-        for message, severity in issues:
-            problems.append(Problem(name, image_id, annotation_id, prefix + message, severity))
+        for key, (message, severity, empty_mask) in issues:
+            problems.append(
+                Problem(name, image_id, annotation_id, prefix + message, severity, key, empty_mask)
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# One value: the pieces the other tools call.
 
 
 def check_bbox(bbox: Any, size: Optional[Tuple[int, int]]) -> List[Issue]:
@@ -308,15 +349,15 @@ def check_bbox(bbox: Any, size: Optional[Tuple[int, int]]) -> List[Issue]:
 
     The box must lie in [-t, W + t] x [-t, H + t], t = BOX_TOLERANCE_PX; `size` None skips that.
     """
-    if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
-        return [(f"'bbox' is {_show(bbox)}, expected 4 numbers [x, y, width, height]", FATAL)]
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
+        return [Issue(f"'bbox' is {show(bbox)}, expected 4 numbers [x, y, width, height]")]
     if not all(math.isfinite(v) for v in bbox):
-        return [(f"'bbox' {_show(bbox, typed=False)} has a non-finite value", FATAL)]
+        return [Issue(f"'bbox' {show(bbox, typed=False)} has a non-finite value")]
     x, y, w, h = bbox
     issues = []
     if w <= 0 or h <= 0:
-        message = f"box {_show(bbox, typed=False)} has non-positive width or height"
-        issues.append((message, SKIPPABLE))
+        message = f"box {show(bbox, typed=False)} has non-positive width or height"
+        issues.append(Issue(message, SKIPPABLE))
     if size is not None:
         height, width = size
         t = BOX_TOLERANCE_PX
@@ -332,27 +373,27 @@ def check_bbox(bbox: Any, size: Optional[Tuple[int, int]]) -> List[Issue]:
         ]
         if outside:
             message = (
-                f"box {_show(bbox, typed=False)} lies outside the {width}x{height} image by more "
+                f"box {show(bbox, typed=False)} lies outside the {width}x{height} image by more "
                 f"than the {_num(t)} px tolerance: {', '.join(outside)}"
             )
-            issues.append((message, FATAL))
+            issues.append(Issue(message))
     return issues
 
 
 def check_segmentation(segmentation: Any, size: Optional[Tuple[int, int]]) -> List[Issue]:
     """Problems with a COCO segmentation (a list of polygons, or an RLE object) in an image of
-    `size` (height, width); `size` None skips the comparison with the RLE's size."""
+    `size` (height, width); `size` None skips the comparison with the RLE's size. Each message
+    names the key: 'segmentation' ... or segmentation is empty."""
     if isinstance(segmentation, list):
         if not segmentation:
-            return [("segmentation is empty", SKIPPABLE)]
-        issues = []
-        for index, polygon in enumerate(segmentation):
-            issues.extend(check_polygon(index, polygon))
-        return issues
-    if isinstance(segmentation, dict):
-        return check_rle(segmentation, size)
-    expected = "expected a list of polygons or an RLE object"
-    return [(f"'segmentation' is {_show(segmentation)}, {expected}", FATAL)]
+            return [Issue("segmentation is empty", SKIPPABLE)]
+        issues = [i for k, polygon in enumerate(segmentation) for i in check_polygon(k, polygon)]
+    elif isinstance(segmentation, dict):
+        issues = check_rle(segmentation, size)
+    else:
+        expected = "expected a list of polygons or an RLE object"
+        return [Issue(f"'segmentation' is {show(segmentation)}, {expected}")]
+    return [issue._replace(message=f"'segmentation' {issue.message}") for issue in issues]
 
 
 def check_polygon(index: int, polygon: Any) -> List[Issue]:
@@ -364,30 +405,36 @@ def check_polygon(index: int, polygon: Any) -> List[Issue]:
     """
     name = f"polygon {index}"
     if not isinstance(polygon, list):
-        return [(f"{name} is {_show(polygon)}, expected a list of coordinates", FATAL)]
+        return [Issue(f"{name} is {show(polygon)}, expected a list of coordinates")]
     for position, value in enumerate(polygon):
-        if not _is_number(value):
-            return [(f"{name} has a non-number at position {position}: {_show(value)}", FATAL)]
+        if not is_number(value):
+            return [
+                Issue(
+                    f"{name} has non-numeric coordinates, the first at position {position}: "
+                    f"{show(value)}"
+                )
+            ]
     issues = []
     non_finite = [i for i, value in enumerate(polygon) if not math.isfinite(value)]
     if non_finite:
         message = (
-            f"{name} has {len(non_finite)} non-finite coordinate(s), the first at position "
-            f"{non_finite[0]}: {_show(polygon[non_finite[0]], typed=False)}"
+            f"{name} has NaN or infinite coordinates ({len(non_finite)}, the first at position "
+            f"{non_finite[0]}: {show(polygon[non_finite[0]], typed=False)})"
         )
-        issues.append((message, FATAL))
+        issues.append(Issue(message))
     if len(polygon) % 2:
-        issues.append((f"{name} has {len(polygon)} coordinates (odd count)", FATAL))
+        issues.append(Issue(f"{name} has {len(polygon)} coordinates (odd count)"))
     if issues:
         return issues
     if len(polygon) < 6:
-        return [(f"{name} has {len(polygon) // 2} points (fewer than 3)", SKIPPABLE)]
+        message = f"{name} has {len(polygon) // 2} points; a polygon needs at least 3"
+        return [Issue(message, SKIPPABLE)]
     points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
     edges = points[1:] - points[0]
     crosses = edges[:-1, 0] * edges[1:, 1] - edges[:-1, 1] * edges[1:, 0]
     fan_area = np.abs(crosses).sum() / 2
     if fan_area < ZERO_AREA_PX2:
-        return [(f"{name} has zero area (its points lie on one line)", SKIPPABLE)]
+        return [Issue(f"{name} has zero area (its points lie on one line)", SKIPPABLE, True)]
     return []
 
 
@@ -399,93 +446,66 @@ def check_rle(rle: dict, size: Optional[Tuple[int, int]]) -> List[Issue]:
     """
     issues = []
     rle_size = rle.get("size")
-    if not (
-        isinstance(rle_size, list) and len(rle_size) == 2 and all(_is_int(v) for v in rle_size)
-    ):
-        issues.append((f"RLE {_bad('size', rle, '[height, width]')}", FATAL))
+    if not (isinstance(rle_size, list) and len(rle_size) == 2 and all(is_int(v) for v in rle_size)):
+        issues.append(Issue(f"RLE {bad('size', rle, '[height, width]')}"))
         rle_size = None
     elif size is not None and tuple(rle_size) != tuple(size):
-        message = f"RLE size {rle_size} does not match the image's [height, width] {list(size)}"
-        issues.append((message, FATAL))
+        message = f"RLE 'size' {rle_size} does not match the image's [height, width] {list(size)}"
+        issues.append(Issue(message))
 
     counts = rle.get("counts")
     if isinstance(counts, str):
         try:
             runs = decode_rle_counts(counts)
         except ValueError as e:
-            return issues + [(f"RLE counts string is malformed: {e}", FATAL)]
-    elif isinstance(counts, list) and all(_is_int(v) for v in counts):
+            return issues + [Issue(f"RLE 'counts' string is malformed: {e}")]
+    elif isinstance(counts, list) and all(is_int(v) for v in counts):
         runs = np.asarray(counts, dtype=np.int64)
     else:
-        return issues + [(f"RLE {_bad('counts', rle, 'a string or a list of ints')}", FATAL)]
+        return issues + [Issue(f"RLE {bad('counts', rle, 'a string or a list of ints')}")]
 
     negative = np.flatnonzero(runs < 0)
     if negative.size:
-        message = f"RLE counts have a negative run at position {negative[0]}: {runs[negative[0]]}"
-        return issues + [(message, FATAL)]
+        message = f"RLE 'counts' have a negative run at position {negative[0]}: {runs[negative[0]]}"
+        return issues + [Issue(message)]
     if rle_size is not None and int(runs.sum()) != rle_size[0] * rle_size[1]:
         message = (
-            f"RLE counts add up to {int(runs.sum())} pixels, but size {rle_size} has "
+            f"RLE 'counts' sum to {int(runs.sum())} pixels, but size {rle_size} has "
             f"{rle_size[0] * rle_size[1]}"
         )
-        return issues + [(message, FATAL)]
+        return issues + [Issue(message)]
     if not runs[1::2].any():
-        issues.append(("RLE mask is empty", SKIPPABLE))
+        issues.append(Issue("RLE mask is empty", SKIPPABLE, True))
     return issues
 
 
-def decode_rle_counts(counts: str) -> np.ndarray:
-    """The run lengths in a compressed COCO RLE string (pycocotools' `rleFrString`).
+# ---------------------------------------------------------------------------------------------
+# The image files.
 
-    Each character is 48 + a 5-bit group plus flags: 0x20 means another group follows, 0x10 in the
-    last group is the sign. Groups are little-endian: x = sum_k (c_k & 0x1f) << 5k, minus
-    2^(5K) if negative (K groups). Run m >= 3 stores the difference to run m - 2, so the runs are
-    x_0, then cumulative sums over odd indices from 1 and over even indices from 2.
+_ImageFile = Tuple[Optional[int], str, Optional[Tuple[int, int]]]  # id, file_name, (height, width)
 
-    Raises:
-        ValueError: a character outside '0'..'o', a string ending inside a run, a run too long.
-    """
-    if not counts.isascii():
-        position = next(i for i, ch in enumerate(counts) if not ch.isascii())
-        raise ValueError(f"character {counts[position]!r} at position {position} is not ASCII")
-    codes = np.frombuffer(counts.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
-    bad = np.flatnonzero((codes < 0) | (codes > 63))
-    if bad.size:
-        position = int(bad[0])
-        raise ValueError(
-            f"character {counts[position]!r} at position {position} is outside '0'..'o'"
-        )
-    if codes.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    last = (codes & 0x20) == 0
-    if not last[-1]:
-        raise ValueError("the string ends in the middle of a run")
-    starts = np.flatnonzero(np.concatenate([[True], last[:-1]]))
-    lengths = np.diff(np.concatenate([starts, [codes.size]]))
-    if lengths.max() > _MAX_RLE_CHARS_PER_RUN:
-        run = int(np.argmax(lengths > _MAX_RLE_CHARS_PER_RUN))
-        raise ValueError(
-            f"run {run} at position {starts[run]} has {lengths[run]} characters "
-            f"(at most {_MAX_RLE_CHARS_PER_RUN})"
-        )
-    shift = 5 * (np.arange(codes.size) - np.repeat(starts, lengths))
-    values = np.add.reduceat((codes & 0x1F) << shift, starts)
-    negative = (codes[last] & 0x10) != 0
-    values[negative] -= np.int64(1) << (5 * lengths[negative])
-    runs = values.copy()
-    runs[1::2] = np.cumsum(values[1::2])
-    runs[2::2] = np.cumsum(values[2::2])
-    return runs
+
+def _image_files(images: list) -> List[_ImageFile]:
+    """The entries of `images` whose file can be looked for (it has a file_name)."""
+    files = []
+    for image in images:
+        if isinstance(image, dict) and _file_name(image):
+            image_id = image.get("id") if is_int(image.get("id")) else None
+            files.append((image_id, image["file_name"], _image_size(image)))
+    return files
 
 
 def check_image_file(path: Path, size: Optional[Tuple[int, int]]) -> Optional[str]:
     """What is wrong with the image at `path` (missing, unreadable, truncated, of another size than
-    `size` (height, width) once its EXIF orientation is applied, as detectron2 does), or None."""
+    `size` (height, width) once its EXIF orientation is applied, as detectron2 does), or None.
+
+    Every pixel is decoded (with PIL, which releases the GIL), so a truncated file is caught.
+    """
     if not path.is_file():
         return f"not found in {path.parent}" if not path.exists() else "is not a file"
     try:
         with Image.open(path) as image:
-            image.load()  # decodes every pixel, so a truncated file fails here
+            image.load()
             width, height = image.size
             try:
                 orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
@@ -508,84 +528,18 @@ def check_image_file(path: Path, size: Optional[Tuple[int, int]]) -> Optional[st
 
 
 def _check_image_files(
-    image_dir: Path, files: List[Tuple[Optional[int], str, Optional[tuple]]], workers: Optional[int]
+    image_dir: Path, files: List[_ImageFile], workers: Optional[int]
 ) -> List[Problem]:
     """Decode every listed image in parallel; one problem per bad file, in the json's order."""
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         messages = pool.map(lambda f: check_image_file(image_dir / f[1], f[2]), files)
         return [
-            Problem(file_name, image_id, None, message)
+            Problem(file_name, image_id, None, message, key="file_name")
             for (image_id, file_name, _), message in zip(files, messages)
             if message is not None
         ]
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _kind(value: Any) -> str:
-    """The JSON type of `value`, with its article."""
-    if isinstance(value, bool):
-        return "a boolean"
-    for types, kind in ((int, "an int"), (float, "a float"), (str, "a string"), (list, "a list")):
-        if isinstance(value, types):
-            return kind
-    return "an object" if isinstance(value, dict) else "null"
-
-
-def _show(value: Any, typed: bool = True) -> str:
-    """`value` as the json spells it, cut at 60 characters, followed by its type if `typed`."""
-    text = json.dumps(value)
-    text = text if len(text) <= 60 else text[:56] + " ..."
-    return f"{text} ({_kind(value)})" if typed and value is not None else text
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def _num(value: float) -> str:
     return f"{value:.6g}"
-
-
-def _bad(key: str, entry: dict, expected: str) -> str:
-    """`'key' is missing` or `'key' is VALUE (type), expected EXPECTED`."""
-    if key not in entry:
-        return f"'{key}' is missing"
-    return f"'{key}' is {_show(entry[key])}, expected {expected}"
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m noisy_mask.validate",
-        description="Report every problem in a COCO instances json and its images. Exit status: "
-        "0 no problem, 1 problems found, 2 usage error.",
-    )
-    parser.add_argument("annotations", help="the COCO instances json")
-    parser.add_argument("image_dir", nargs="?", help="the folder the images' file_name is under")
-    parser.add_argument("--json-only", action="store_true", help="do not open the image files")
-    parser.add_argument("--workers", type=int, default=None, help="image decoding threads")
-    args = parser.parse_args(argv)
-    if args.image_dir is None and not args.json_only:
-        parser.error("IMAGE_DIR is required (or pass --json-only)")
-    try:
-        problems, num_images, num_annotations = _validate(
-            args.annotations, None if args.json_only else args.image_dir, args.workers
-        )
-    except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    for problem in problems:
-        print(format_problem(problem))
-    print(summary_line(problems, num_images, num_annotations))
-    return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

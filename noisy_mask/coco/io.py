@@ -1,113 +1,108 @@
-"""COCO files and images read for drawing: an instances file checked for what the pictures
-need (errors name the file, the id and the key), segmentations as pycocotools RLE, masks and
-their IoU, and the image files."""
+"""Reading COCO files: the instances json, checked for what a tool reads (errors name the file, the
+annotation and the key), a checked segmentation as an RLE, and the image files."""
 
-import math
 import os
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Collection, Dict, Mapping, Optional, Union
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 
-from ..noise.apply import AnnotationError, load_coco
-from .checks import FATAL, check_segmentation
+from .checks import FATAL, PathArg, check_segmentation, coco_problems, problem_location
+from .rle import Rle, to_rle
+from .values import parse_json
 
-CocoArg = Union[str, os.PathLike, Mapping[str, Any]]
+CocoArg = Union[PathArg, Mapping[str, Any]]  # a COCO json's path, or its dict
 
 
-def read_coco(coco: CocoArg, name: Optional[str] = None) -> Dict[str, Any]:
-    """A COCO instances dict (read from a path, or given) checked for what drawing needs: the
-    lists images (id, height, width, file_name), annotations (id, image_id, category_id,
-    segmentation) and categories (id, name). Errors name the file, the id and the key."""
+class AnnotationError(ValueError):
+    """A COCO file a tool cannot use: the message names the file, the annotation and the key."""
+
+    def __init__(self, message: str, file: Optional[str] = None):
+        super().__init__(f"{file}: {message}" if file is not None else message)
+
+
+def load_json(path: PathArg) -> Any:
+    """The parsed json file at `path`, read as bytes (so UTF-8, -16 and -32 all decode).
+
+    Raises:
+        FileNotFoundError: `PATH: no such file`.
+        AnnotationError: `PATH: not valid JSON: <the parser's reason>`.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{os.fspath(path)}: no such file") from None
+    try:
+        return parse_json(data)
+    except ValueError as e:
+        raise AnnotationError(str(e), os.fspath(path)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# A tool's use of a file: the first problem that stops it is raised.
+
+
+def check_coco(
+    coco: Any, name: str, unused: Collection[str] = (), readable_masks: bool = False
+) -> Dict[str, Any]:
+    """`coco`, a parsed COCO instances json, if it has no problem that stops a tool.
+
+    The tool stops on every fatal problem but those of the keys in `unused` (what it does not
+    read, e.g. "bbox" for a tool that recomputes boxes). With `readable_masks`, every
+    segmentation must also be one pycocotools reads: an empty polygon list or a polygon of fewer
+    than 3 points stops it, an empty mask does not.
+
+    Raises:
+        AnnotationError: `NAME: annotation A (image I): message` of the first such problem.
+    """
+    for problem in coco_problems(coco, name):
+        if problem.key in unused:
+            continue
+        unreadable = problem.key == "segmentation" and not problem.empty_mask
+        if problem.severity == FATAL or (readable_masks and unreadable):
+            where = problem_location(problem)
+            raise AnnotationError(f"{where}: {problem.message}" if where else problem.message, name)
+    return coco
+
+
+def read_coco(
+    coco: CocoArg,
+    name: Optional[str] = None,
+    unused: Collection[str] = (),
+    readable_masks: bool = False,
+) -> Dict[str, Any]:
+    """A COCO instances dict, read from a path (or given), checked with `check_coco`; a shallow
+    copy. `name` goes into the errors (default: the path, or "annotations")."""
     if isinstance(coco, (str, os.PathLike)):
         name = name or os.fspath(coco)
-        coco = load_coco(coco)
+        coco = load_json(coco)
     name = name or "annotations"
-    if not isinstance(coco, Mapping):
-        raise AnnotationError(f"{name}: the top level is not a JSON object")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(coco.get(key), list):
-            raise AnnotationError(f"{name}: missing list {key!r}")
-    required = {
-        "images": ("id", "height", "width", "file_name"),
-        "annotations": ("id", "image_id", "category_id", "segmentation"),
-        "categories": ("id", "name"),
-    }
-    for section, keys in required.items():
-        for k, entry in enumerate(coco[section]):
-            for key in keys:
-                if not isinstance(entry, dict) or key not in entry:
-                    what = section[:-1] if section != "categories" else "category"
-                    ident = entry.get("id", f"#{k}") if isinstance(entry, dict) else f"#{k}"
-                    raise AnnotationError(f"{name}: {what} {ident} has no {key!r}")
-    for image in coco["images"]:
-        for key in ("height", "width"):
-            value = image[key]
-            if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-                raise AnnotationError(
-                    f"{name}: image {image['id']}: {key!r} {value!r} is not a positive integer"
-                )
-    for section, what in (("images", "image"), ("annotations", "annotation")):
-        seen = set()
-        for entry in coco[section]:
-            if entry["id"] in seen:
-                raise AnnotationError(f"{name}: {what} {entry['id']}: 'id' appears twice")
-            seen.add(entry["id"])
-    image_ids = {image["id"] for image in coco["images"]}
-    category_ids = {category["id"] for category in coco["categories"]}
-    for ann in coco["annotations"]:
-        if ann["image_id"] not in image_ids:
-            raise AnnotationError(
-                f"{name}: annotation {ann['id']}: 'image_id' {ann['image_id']!r} is unknown"
-            )
-        if ann["category_id"] not in category_ids:
-            raise AnnotationError(
-                f"{name}: annotation {ann['id']}: 'category_id' {ann['category_id']!r} is unknown"
-            )
-    return dict(coco)
+    return dict(check_coco(coco, name, unused, readable_masks))
 
 
-def segmentation_rle(segmentation: Any, height: int, width: int, where: str) -> Optional[dict]:
-    """pycocotools RLE of a COCO segmentation (polygons, or RLE with string or list counts);
-    None when it is empty or degenerate (nothing to draw); ValueError naming `where` when it is
-    malformed (pycocotools would crash or misread it)."""
+def segmentation_rle(segmentation: Any, height: int, width: int, where: str) -> Optional[Rle]:
+    """pycocotools RLE of a COCO segmentation (polygons, or RLE with string or list counts) of a
+    height x width image; None when it is empty or degenerate (a skippable problem: nothing to
+    draw); AnnotationError `WHERE: 'segmentation' ...` when it is malformed (pycocotools would
+    crash or misread it)."""
     issues = check_segmentation(segmentation, (height, width))
-    fatal = [message for message, severity in issues if severity == FATAL]
+    fatal = [issue.message for issue in issues if issue.severity == FATAL]
     if fatal:
-        raise ValueError(f"{where}: {fatal[0]}")
+        raise AnnotationError(f"{where}: {fatal[0]}")
     if issues:
         return None
-    if isinstance(segmentation, list):
-        return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-    if isinstance(segmentation["counts"], list):
-        return mask_utils.frPyObjects(segmentation, height, width)
-    return {"size": [height, width], "counts": segmentation["counts"].encode("ascii")}
+    return to_rle(segmentation, height, width)
 
 
-def decode(rle: Optional[dict], height: int, width: int) -> np.ndarray:
-    """(H, W) bool mask of an RLE; all False for None."""
-    if rle is None:
-        return np.zeros((height, width), dtype=bool)
-    return mask_utils.decode(rle).astype(bool)
-
-
-def rle_iou(a: Optional[dict], b: Optional[dict]) -> float:
-    """|a & b| / |a | b|, with |a | b| = |a| + |b| - |a & b|; NaN when both are empty."""
-    area_a = float(mask_utils.area(a)) if a is not None else 0.0
-    area_b = float(mask_utils.area(b)) if b is not None else 0.0
-    inter = 0.0
-    if a is not None and b is not None:
-        inter = float(mask_utils.area(mask_utils.merge([a, b], intersect=True)))
-    union = area_a + area_b - inter
-    return inter / union if union > 0 else math.nan
-
-
-def annotation_rle(ann: Mapping[str, Any], image: Mapping[str, Any], name: str) -> Optional[dict]:
+def annotation_rle(ann: Dict[str, Any], image: Dict[str, Any], name: str) -> Optional[Rle]:
     """`segmentation_rle` of an annotation of `image`; errors name the file `name` and the ids."""
-    where = f"{name}: annotation {ann['id']} (image {ann['image_id']}): 'segmentation'"
+    where = f"{name}: annotation {ann['id']} (image {ann['image_id']})"
     return segmentation_rle(ann["segmentation"], image["height"], image["width"], where)
+
+
+# ---------------------------------------------------------------------------------------------
+# Names and images.
 
 
 def coco_name(coco: CocoArg, default: str) -> str:
@@ -115,7 +110,7 @@ def coco_name(coco: CocoArg, default: str) -> str:
     return os.fspath(coco) if isinstance(coco, (str, os.PathLike)) else default
 
 
-def read_image(image_dir: Union[str, os.PathLike], image: Mapping[str, Any]) -> np.ndarray:
+def read_image(image_dir: PathArg, image: Mapping[str, Any]) -> np.ndarray:
     """(H, W, 3) uint8 RGB of a COCO image entry, checked against its height and width."""
     path = Path(image_dir) / image["file_name"]
     if not path.is_file():

@@ -14,6 +14,7 @@ from detectron2.data import DatasetCatalog
 from detectron2.data.datasets import load_coco_json
 
 from ..coco.checks import FATAL, Problem, format_problem, skippable_annotation_ids, validate_coco
+from ..utils.text import plural as _count
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,3 @@ def _register_without(name: str, json_file: str, image_root: str, ids: Set[int])
 
     DatasetCatalog.remove(name)
     DatasetCatalog.register(name, load)  # the metadata, json_file included, stays as it was
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

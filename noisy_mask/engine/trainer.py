@@ -36,7 +36,7 @@ from ..data.register import register_coco_datasets
 from .divergence import checked_trainer_class
 from ..utils.atomic import write_json_atomic
 from ..utils.run_folders import EVAL_RESULTS_FILE
-from ..evaluation.coco_eval import CleanMaskEvaluator
+from ..evaluation.evaluator import CleanMaskEvaluator
 
 logger = logging.getLogger("noisy_mask")
 

@@ -16,74 +16,36 @@ an empty result list, so a model without a single detection gets AP 0 (with a wa
 """
 
 import copy
-import itertools
-import json
 import logging
 import os
 from collections import OrderedDict
-from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
-import torch
 from faster_coco_eval import COCO, COCOeval_faster
 
-import detectron2.utils.comm as comm
-from detectron2.data import MetadataCatalog
-from detectron2.evaluation import DatasetEvaluator
-from detectron2.evaluation.coco_evaluation import instances_to_coco_json
-from detectron2.utils.events import get_event_storage
-from detectron2.utils.logger import create_small_table
-
-from ..utils.atomic import atomic_write, write_json_atomic
-from ..utils.run_folders import DETECTIONS_FILE
+from ..coco.io import AnnotationError, CocoArg, read_coco
+from .pr_data import CURVE_NAMES
 
 logger = logging.getLogger(__name__)
 
 IOU_TYPES = ("bbox", "segm", "boundary")
 METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # order of COCOeval.stats[:6]
-# Derived curves: precision at IoU 0.50, at 0.75, and averaged over the ten thresholds 0.50:0.95.
-CURVE_NAMES = ("0.50", "0.75", "0.50:0.95")
-PR_INDEX = "pr_data.json"
-PR_FORMAT_VERSION = 1
-
-GroundTruth = Union[str, os.PathLike, Mapping[str, Any]]
+# Keys of the ground truth that COCOeval does not read: their problems do not stop it.
+UNUSED_KEYS = ("file_name",)
 
 
-def pr_data_file(iou_type: str) -> str:
-    """Name of the file that holds the precision/recall arrays of `iou_type`."""
-    return f"pr_data_{iou_type}.npz"
-
-
-def load_coco_gt(gt: GroundTruth) -> Dict[str, Any]:
-    """Ground truth as a private dict (a path is read, a dict is deep-copied), checked for the
-    keys COCOeval needs."""
-    name = (
-        f"ground truth {os.fspath(gt)!r}" if isinstance(gt, (str, os.PathLike)) else "ground truth"
-    )
+def load_coco_gt(gt: CocoArg) -> Dict[str, Any]:
+    """Ground truth as a private dict (a path is read, a dict is deep-copied), checked by
+    `coco.checks` for what COCOeval reads; AnnotationError names the file (or "ground truth"),
+    the ids and the key of the first problem."""
     if isinstance(gt, (str, os.PathLike)):
-        if not os.path.isfile(gt):
-            raise FileNotFoundError(f"{name}: file not found")
-        with open(gt) as f:
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{name}: not valid json ({e})") from e
+        name, data = os.fspath(gt), read_coco(gt, unused=UNUSED_KEYS)
     else:
-        data = copy.deepcopy(dict(gt))
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise ValueError(f"{name}: missing list {key!r}")
+        name = "ground truth"
+        data = read_coco(copy.deepcopy(dict(gt)), name, UNUSED_KEYS)
     if not data["categories"]:
-        raise ValueError(f"{name}: 'categories' is empty")
-    for img in data["images"]:
-        for key in ("id", "height", "width"):
-            if key not in img:
-                raise ValueError(f"{name}: image {img.get('id')!r} has no {key!r}")
-    for ann in data["annotations"]:
-        for key in ("id", "image_id", "category_id", "segmentation", "bbox", "area"):
-            if key not in ann:
-                raise ValueError(f"{name}: annotation {ann.get('id')!r} has no {key!r}")
+        raise AnnotationError("'categories' is empty", name)
     return data
 
 
@@ -187,7 +149,7 @@ def _copies_for_load_res(results: Sequence[Mapping[str, Any]], keep_bbox: bool) 
 
 
 def evaluate_coco_json(
-    gt: GroundTruth,
+    gt: CocoArg,
     results: Sequence[Mapping[str, Any]],
     iou_types: Sequence[str] = ("segm", "boundary"),
     *,
@@ -245,9 +207,11 @@ def evaluate_coco_json(
             "metrics": metrics,
             "pr_data": pr_data_from_eval(ev.eval, ev.params, category_ids, class_names),
         }
-        main = {m: metrics[m] for m in METRIC_NAMES}
-        logger.info(f"Evaluation results for {iou_type}: \n" + create_small_table(main))
-        per_class = ", ".join(f"{k[3:]} {v:.1f}" for k, v in metrics.items() if k not in main)
+        main = ", ".join(f"{m} {metrics[m]:.3f}" for m in METRIC_NAMES)
+        logger.info(f"Evaluation results for {iou_type}: {main}")
+        per_class = ", ".join(
+            f"{k[3:]} {v:.1f}" for k, v in metrics.items() if k not in METRIC_NAMES
+        )
         if per_class:
             logger.info(f"Per-category {iou_type} AP: {per_class}")
     return out
@@ -277,191 +241,3 @@ def pr_data_from_eval(
     }
     data.update(derive_curves(precision, data["iou_thresholds"]))
     return data
-
-
-def save_pr_data(
-    output_dir: Union[str, os.PathLike],
-    evaluations: Mapping[str, Mapping[str, Any]],
-    extra: Optional[Mapping[str, Any]] = None,
-) -> Path:
-    """Write pr_data_<iou_type>.npz for each evaluation of `evaluate_coco_json`, then the index
-    pr_data.json (iou types, files, metrics, shapes, `extra`), each file atomically.
-
-    Returns the path of the index.
-    """
-    output_dir = Path(output_dir)
-    index = {"format": PR_FORMAT_VERSION, "curve_names": list(CURVE_NAMES), "iou_types": {}}
-    index.update(extra or {})
-    for iou_type, evaluation in evaluations.items():
-        arrays = evaluation["pr_data"]
-        path = output_dir / pr_data_file(iou_type)
-        atomic_write(path, lambda f: np.savez_compressed(f, **arrays), mode="wb")
-        index["iou_types"][iou_type] = {
-            "file": path.name,
-            # NaN (metric undefined) as null: strict json for any reader.
-            "metrics": {k: None if np.isnan(v) else v for k, v in evaluation["metrics"].items()},
-            "precision_shape": list(arrays["precision"].shape),
-            "category_ids": arrays["category_ids"].tolist(),
-            "category_names": arrays["category_names"].tolist(),
-        }
-    path = output_dir / PR_INDEX
-    write_json_atomic(path, index)
-    return path
-
-
-def load_pr_data(directory: Union[str, os.PathLike]) -> Dict[str, Any]:
-    """Read what `save_pr_data` wrote in `directory`.
-
-    Returns:
-        {"index": the parsed pr_data.json, iou_type: {name: ndarray, ...}, ...}
-    """
-    directory = Path(directory)
-    index_path = directory / PR_INDEX
-    if not index_path.is_file():
-        raise FileNotFoundError(f"{index_path}: precision/recall index not found")
-    with open(index_path) as f:
-        try:
-            index = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{index_path}: not valid json ({e})") from e
-    if not isinstance(index.get("iou_types"), dict):
-        raise ValueError(f"{index_path}: missing key 'iou_types'")
-    data: Dict[str, Any] = {"index": index}
-    for iou_type, entry in index["iou_types"].items():
-        path = directory / entry.get("file", pr_data_file(iou_type))
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: listed in {index_path} for {iou_type!r}, not found")
-        with np.load(path, allow_pickle=False) as npz:
-            data[iou_type] = {key: npz[key] for key in npz.files}
-        for key in ("precision", "recall_thresholds", "mean_precision", "mean_ap"):
-            if key not in data[iou_type]:
-                raise ValueError(f"{path}: missing array {key!r}")
-    return data
-
-
-def _current_iteration() -> Optional[int]:
-    """Training iteration when called inside a trainer, else None."""
-    try:
-        return int(get_event_storage().iter)
-    except AssertionError:  # no EventStorage: evaluation outside training
-        return None
-
-
-class CleanMaskEvaluator(DatasetEvaluator):
-    """Mask AP and boundary AP against the clean annotations `MetadataCatalog.get(name).json_file`.
-
-    Like detectron2's COCOEvaluator: predictions become COCO json with `instances_to_coco_json`,
-    are gathered on the main process, written to `output_dir/coco_instances_results.json`, and
-    `evaluate()` returns {"bbox": {...}, "segm": {...}, "boundary": {...}} on the 0-100 scale
-    (other processes return {}). The precision/recall data of each evaluation is written to
-    `output_dir` (see `save_pr_data`).
-    """
-
-    def __init__(
-        self,
-        dataset_name: str,
-        output_dir: Optional[str] = None,
-        distributed: bool = True,
-        *,
-        iou_types: Optional[Sequence[str]] = None,
-        boundary_dilation_ratio: float = 0.02,
-        workers: Optional[int] = None,
-    ):
-        """
-        Args:
-            dataset_name: a registered dataset whose metadata has `json_file`.
-            output_dir: where results json and precision/recall data go; None writes nothing.
-            distributed: gather predictions of all processes and evaluate on the main one.
-            iou_types: subset of IOU_TYPES; None: "bbox", plus "segm" and "boundary" unless the
-                predictions have boxes only.
-            boundary_dilation_ratio, workers: see `evaluate_coco_json`.
-        """
-        if iou_types is not None and (not iou_types or set(iou_types) - set(IOU_TYPES)):
-            raise ValueError(f"iou_types {list(iou_types)}: each must be one of {list(IOU_TYPES)}")
-        self._dataset_name = dataset_name
-        self._output_dir = output_dir
-        self._distributed = distributed
-        self._iou_types = tuple(iou_types) if iou_types is not None else None
-        self._dilation = boundary_dilation_ratio
-        self._workers = workers
-        self._cpu_device = torch.device("cpu")
-        metadata = MetadataCatalog.get(dataset_name)
-        json_file = metadata.get("json_file")
-        if json_file is None:
-            raise ValueError(f"dataset {dataset_name!r}: metadata has no 'json_file' (clean masks)")
-        self._json_file = json_file
-        self._gt = load_coco_gt(json_file)
-        gt_ids = sorted(cat["id"] for cat in self._gt["categories"])
-        # Contiguous class index -> dataset category id; load_coco_json numbers sorted ids 0..K-1.
-        id_map = metadata.get("thing_dataset_id_to_contiguous_id") or {
-            c: i for i, c in enumerate(gt_ids)
-        }
-        if sorted(id_map) != gt_ids or sorted(id_map.values()) != list(range(len(id_map))):
-            raise ValueError(
-                f"dataset {dataset_name!r}: thing_dataset_id_to_contiguous_id {id_map} does not map"
-                f" the categories {gt_ids} of {json_file} onto 0..{len(gt_ids) - 1}"
-            )
-        self._contiguous_to_dataset_id = {v: k for k, v in id_map.items()}
-
-    def reset(self) -> None:
-        self._predictions: List[Dict[str, Any]] = []
-
-    def process(self, inputs, outputs) -> None:
-        """inputs: list of dicts with "image_id"; outputs: list of dicts with "instances"."""
-        for inp, out in zip(inputs, outputs):
-            if "instances" in out:
-                instances = out["instances"].to(self._cpu_device)
-                self._predictions.append(
-                    {
-                        "image_id": inp["image_id"],
-                        "instances": instances_to_coco_json(instances, inp["image_id"]),
-                    }
-                )
-
-    def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
-        if self._distributed:
-            comm.synchronize()
-            predictions = list(itertools.chain(*comm.gather(self._predictions, dst=0)))
-            if not comm.is_main_process():
-                return OrderedDict()
-        else:
-            predictions = self._predictions
-        if not predictions:
-            logger.warning("[CleanMaskEvaluator] Did not receive valid predictions.")
-            return OrderedDict()
-
-        results = [dict(r) for r in itertools.chain(*[p["instances"] for p in predictions])]
-        num_classes = len(self._contiguous_to_dataset_id)
-        for r in results:
-            if not 0 <= r["category_id"] < num_classes:
-                raise ValueError(
-                    f"image {r['image_id']}: predicted class {r['category_id']} is outside"
-                    f" [0, {num_classes - 1}] of dataset {self._dataset_name!r}"
-                )
-            r["category_id"] = self._contiguous_to_dataset_id[r["category_id"]]
-
-        if self._output_dir:
-            path = Path(self._output_dir) / DETECTIONS_FILE
-            logger.info(f"Saving results to {path}")
-            atomic_write(path, lambda f: json.dump(results, f))
-
-        iou_types = self._iou_types
-        if iou_types is None:
-            has_masks = not results or any("segmentation" in r for r in results)
-            iou_types = ("bbox", "segm", "boundary") if has_masks else ("bbox",)
-        evaluations = evaluate_coco_json(
-            self._gt,
-            results,
-            iou_types,
-            boundary_dilation_ratio=self._dilation,
-            workers=self._workers,
-        )
-        if self._output_dir:
-            extra = {
-                "dataset": self._dataset_name,
-                "json_file": str(self._json_file),
-                "iteration": _current_iteration(),
-                "boundary_dilation_ratio": self._dilation,
-            }
-            save_pr_data(self._output_dir, evaluations, extra)
-        return OrderedDict((t, e["metrics"]) for t, e in evaluations.items())

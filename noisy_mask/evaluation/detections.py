@@ -19,7 +19,6 @@ from ..coco.io import annotation_rle, segmentation_rle
 from ..utils.run_folders import DETECTIONS_FILE, EVAL_RESULTS_FILE, find_run_file
 
 
-
 class Detection(NamedTuple):
     """One result of a COCO results file: its class, its score and its mask (pycocotools RLE)."""
 
@@ -87,7 +86,7 @@ def read_detections(
             raise ValueError(f"{path}: result #{k} (image {image['id']}): 'score' {score!r}")
         if score < score_threshold:
             continue
-        where = f"{path}: result #{k} (image {image['id']}): 'segmentation'"
+        where = f"{path}: result #{k} (image {image['id']})"
         rle = segmentation_rle(result["segmentation"], image["height"], image["width"], where)
         if rle is not None:
             by_image.setdefault(image["id"], []).append(

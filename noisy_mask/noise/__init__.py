@@ -1,1 +1,2 @@
-"""Controlled noise for COCO masks: the noise models, applying them to a file, and matching a noisy file to its clean one."""
+"""Controlled noise for COCO masks: the options and presets, the noise models, applying them to a
+file, the command, and matching a noisy file to its clean one."""

@@ -1,5 +1,7 @@
+"""`python -m noisy_mask.noise`: see `noisy_mask.noise.cli`."""
+
 import sys
 
-from .apply import main
+from .cli import main
 
 sys.exit(main())

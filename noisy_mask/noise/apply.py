@@ -1,9 +1,8 @@
 """Corrupt the masks of a COCO instances file with seeded, reproducible noise, and report how much.
 
-    python -m noisy_mask.noise --input IN.json --output OUT.json --preset mid --seed 0
-
-writes OUT.json (same images, categories and annotation ids; noisy masks, bbox and area recomputed
-from the noisy mask) and OUT.noise_report.json, both atomically, and never touches IN.json.
+`noise_file` writes OUT.json (same images, categories and annotation ids; noisy masks, bbox and
+area recomputed from the noisy mask) and OUT.noise_report.json, both atomically, and never touches
+IN.json; `add_mask_noise` does the same on dicts. `python -m noisy_mask.noise` is its command.
 
 Noise models, applied to each surviving instance in this order (each can be switched off with 0):
   1. dilation or erosion by a k x k square (the direction drawn per instance, 50/50);
@@ -15,12 +14,7 @@ of the others (to a different category of the file, drawn uniformly).
 `apply_to` says what the outline noise (1-3) changes: "both" the mask and its box (the box and
 area recomputed from the noisy mask; the default), only the "masks" (each keeps its input bbox),
 or only the "boxes" (bbox from the noisy mask; segmentation and area kept). The last two split
-what noise costs into its mask part and its detection part.
-
-Presets use the sizes of the COCO-N benchmark (Grad, Kimhi et al., 2024): tolerance 5/10/15 px,
-sigma 2/3/4 px, kernel 3/5/7 for easy/mid/hard, with 5% deletion and 5% class flips. COCO-N draws
-one of its boundary models for a random part of the instances; here every model applies to every
-instance, so a preset is harsher than the COCO-N level of the same name.
+what noise costs into its mask part and its detection part. The presets are in `noise.params`.
 
 Sizes: the preset sizes are for a 640 px image. Per instance, with s = longer image
 side / 640 and c = 0.25 * sqrt(clean mask area in px):
@@ -41,86 +35,32 @@ uncompressed counts), holes kept. Randomness comes from numpy Generators seeded 
 their order, and the same seed gives the same bytes.
 """
 
-import argparse
 import dataclasses
-import json
 import math
 import multiprocessing
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..coco.io import AnnotationError, PathArg, check_coco, load_json
+from ..coco.values import is_int
 from ..utils.atomic import write_json_atomic
 from .models import noise_instance
+from .params import NoiseParams, make_params
 
-EXIT_BAD_INPUT = 2
 PERCENTILES = (5, 25, 50, 75, 95)
 _CHUNK = 64  # instances per task sent to a worker process
 
 # Generator streams: (seed, stream, ...) keeps them independent of each other.
 _GEOMETRY_STREAM, _SELECTION_STREAM, _FLIP_STREAM = 0, 1, 2
 
-
-class AnnotationError(ValueError):
-    """A COCO file this tool cannot read: the message names the file, the annotation and the key."""
-
-
-@dataclass(frozen=True)
-class NoiseParams:
-    """Noise sizes at 640 px image scale (see the module docstring for the per-instance scaling)."""
-
-    simplify_tolerance: float = 0.0  # px, Douglas-Peucker tolerance; 0 = off
-    jitter_sigma: float = 0.0  # px, std of the vertex noise; 0 = off
-    kernel: int = 0  # side of the dilation/erosion square, odd >= 3; 0 = off
-    delete_fraction: float = 0.0  # fraction of instances removed, in [0, 1]
-    flip_fraction: float = 0.0  # fraction of instances given another category, in [0, 1]
-    apply_to: str = "both"  # what the outline noise changes: "both", "masks" or "boxes"
-
-    def check(self) -> "NoiseParams":
-        """Raise ValueError naming the first option out of range; return self."""
-        for name in ("simplify_tolerance", "jitter_sigma"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0 (0 = off), got {value}")
-        odd = _is_int(self.kernel) and self.kernel >= 3 and self.kernel % 2 == 1
-        if not (odd or self.kernel == 0):
-            raise ValueError(f"kernel must be 0 (off) or an odd integer >= 3, got {self.kernel}")
-        for name in ("delete_fraction", "flip_fraction"):
-            value = getattr(self, name)
-            if not (0.0 <= value <= 1.0):
-                raise ValueError(f"{name} must be in [0, 1], got {value}")
-        if self.apply_to not in APPLY_TO:
-            raise ValueError(f"apply_to must be one of {', '.join(APPLY_TO)}, got {self.apply_to!r}")
-        return self
-
-
-APPLY_TO = ("both", "masks", "boxes")
-
-
-PRESETS: Dict[str, NoiseParams] = {
-    "easy": NoiseParams(5.0, 2.0, 3, 0.05, 0.05),
-    "mid": NoiseParams(10.0, 3.0, 5, 0.05, 0.05),
-    "hard": NoiseParams(15.0, 4.0, 7, 0.05, 0.05),
-}
-
-
-def make_params(preset: Optional[str] = "mid", **overrides: Any) -> NoiseParams:
-    """A preset with some options replaced (None values are ignored); preset None = all off."""
-    if preset is not None and preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
-    names = {f.name for f in dataclasses.fields(NoiseParams)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise ValueError(f"unknown noise option(s) {unknown}; valid options: {sorted(names)}")
-    base = PRESETS[preset] if preset is not None else NoiseParams()
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return dataclasses.replace(base, **given).check()
+# Keys the noise does not read: it recomputes bbox and area, and copies the others as they are.
+UNUSED_KEYS = ("file_name", "name", "iscrowd", "area", "bbox")
 
 
 def round_half_up_count(fraction: float, n: int) -> int:
@@ -128,146 +68,19 @@ def round_half_up_count(fraction: float, n: int) -> int:
     return int(math.floor(fraction * n + 0.5))
 
 
-# ---------------------------------------------------------------------------------------------
-# Input checks: all done before any noise, so a bad file fails fast and writes nothing.
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_polygons(ann_id: Any, seg: list) -> None:
-    where = f"annotation {ann_id}: 'segmentation'"
-    if not seg:
-        raise AnnotationError(f"{where} is an empty polygon list")
-    for k, polygon in enumerate(seg):
-        if not isinstance(polygon, list):
-            raise AnnotationError(f"{where} polygon {k} is not a list of coordinates")
-        try:
-            coords = np.asarray(polygon) if polygon else np.zeros(0)
-        except ValueError:  # ragged nesting
-            coords = np.zeros((0, 0))
-        if coords.ndim != 1 or coords.dtype.kind not in "iuf":
-            raise AnnotationError(f"{where} polygon {k} has non-numeric coordinates")
-        if coords.size % 2:
+def check_noise_input(coco: Any, name: str = "annotations") -> None:
+    """Raise AnnotationError, naming `name`, the ids and the key, on the first problem of a COCO
+    instances dict that the noise cannot work with: a fatal problem (`coco.checks`) of a key it
+    reads, a segmentation pycocotools cannot rasterize (an empty polygon list, a polygon of fewer
+    than 3 points; an empty mask is kept as it is), or a negative annotation id (ids seed the
+    noise)."""
+    check_coco(coco, name, unused=UNUSED_KEYS, readable_masks=True)
+    for ann in coco["annotations"]:
+        if ann["id"] < 0:
             raise AnnotationError(
-                f"{where} polygon {k} has {coords.size} coordinates, an odd count (x, y pairs)"
-            )
-        if coords.size < 6:
-            raise AnnotationError(
-                f"{where} polygon {k} has {coords.size // 2} points; a polygon needs at least 3"
-            )
-        if not np.all(np.isfinite(coords.astype(np.float64))):
-            raise AnnotationError(f"{where} polygon {k} has NaN or infinite coordinates")
-
-
-def _check_rle(ann_id: Any, seg: dict, height: int, width: int) -> None:
-    where = f"annotation {ann_id}: 'segmentation'"
-    if "size" not in seg or "counts" not in seg:
-        raise AnnotationError(f"{where} RLE needs the keys 'size' and 'counts'")
-    size = seg["size"]
-    if not (isinstance(size, list) and len(size) == 2 and list(size) == [height, width]):
-        raise AnnotationError(
-            f"{where} RLE 'size' {size} does not match the image's [height, width] "
-            f"[{height}, {width}]"
-        )
-    counts = seg["counts"]
-    if isinstance(counts, str):
-        try:
-            counts = rle_string_counts(counts)
-        except ValueError as e:
-            raise AnnotationError(f"{where} RLE 'counts' is not a valid COCO RLE string: {e}")
-    elif not isinstance(counts, list) or not all(_is_int(c) and c >= 0 for c in counts):
-        raise AnnotationError(
-            f"{where} RLE 'counts' must be a string or a list of non-negative integers"
-        )
-    if sum(counts) != height * width:
-        raise AnnotationError(
-            f"{where} RLE 'counts' sum to {sum(counts)}, not height * width = {height * width}"
-        )
-
-
-def rle_string_counts(text: str) -> List[int]:
-    """Run lengths of a compressed COCO RLE string (the inverse of pycocotools' rleToString).
-
-    Each count is a little-endian run of 5-bit groups stored as chr(48 + group), 0x20 marking
-    "more groups follow" and 0x10 of the last group the sign; from the 4th count on, the value is
-    a difference to the count two places before. pycocotools does not check any of this, and a
-    bad string makes it write out of bounds, so it is checked here first.
-    """
-    counts: List[int] = []
-    p = 0
-    while p < len(text):
-        value, k, more = 0, 0, True
-        while more:
-            if p >= len(text):
-                raise ValueError("it ends in the middle of a count")
-            c = ord(text[p]) - 48
-            if not 0 <= c < 64:
-                raise ValueError(f"character {text[p]!r} at {p} is outside '0'..'o'")
-            value |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p, k = p + 1, k + 1
-            if not more and c & 0x10:
-                value |= -1 << (5 * k)
-        if len(counts) > 2:
-            value += counts[-2]
-        if value < 0:
-            raise ValueError(f"count {len(counts)} is negative")
-        counts.append(value)
-    return counts
-
-
-def check_coco(coco: Any) -> None:
-    """Raise AnnotationError on the first problem of a COCO instances dict, naming id and key."""
-    if not isinstance(coco, dict):
-        raise AnnotationError("the top level is not a JSON object")
-    for key in ("images", "annotations", "categories"):
-        if key not in coco:
-            raise AnnotationError(f"missing top-level key '{key}'")
-        if not isinstance(coco[key], list):
-            raise AnnotationError(f"top-level key '{key}' is not a list")
-    images: Dict[Any, Tuple[int, int]] = {}
-    for k, image in enumerate(coco["images"]):
-        if not isinstance(image, dict) or not _is_int(image.get("id")):
-            raise AnnotationError(f"image {k} (in list order) has no integer 'id'")
-        for key in ("height", "width"):
-            if not (_is_int(image.get(key)) and image[key] > 0):
-                raise AnnotationError(f"image {image['id']}: '{key}' is not a positive integer")
-        if image["id"] in images:
-            raise AnnotationError(f"image {image['id']}: 'id' appears twice")
-        images[image["id"]] = (image["height"], image["width"])
-    category_ids = set()
-    for k, category in enumerate(coco["categories"]):
-        if not isinstance(category, dict) or not _is_int(category.get("id")):
-            raise AnnotationError(f"category {k} (in list order) has no integer 'id'")
-        category_ids.add(category["id"])
-    ann_ids = set()
-    for k, ann in enumerate(coco["annotations"]):
-        if not isinstance(ann, dict) or not _is_int(ann.get("id")) or ann["id"] < 0:
-            raise AnnotationError(
-                f"annotation {k} (in list order) has no non-negative integer 'id'"
-            )
-        ann_id = ann["id"]
-        if ann_id in ann_ids:
-            raise AnnotationError(f"annotation {ann_id}: 'id' appears twice")
-        ann_ids.add(ann_id)
-        if ann.get("image_id") not in images:
-            raise AnnotationError(
-                f"annotation {ann_id}: 'image_id' {ann.get('image_id')} is unknown"
-            )
-        if ann.get("category_id") not in category_ids:
-            raise AnnotationError(
-                f"annotation {ann_id}: 'category_id' {ann.get('category_id')} is unknown"
-            )
-        seg = ann.get("segmentation")
-        if isinstance(seg, list):
-            _check_polygons(ann_id, seg)
-        elif isinstance(seg, dict):
-            _check_rle(ann_id, seg, *images[ann["image_id"]])
-        else:
-            raise AnnotationError(
-                f"annotation {ann_id}: 'segmentation' is missing or neither polygons nor RLE"
+                f"annotation {ann['id']} (image {ann['image_id']}): 'id' {ann['id']} is negative;"
+                " the noise is seeded with ids >= 0",
+                name,
             )
 
 
@@ -340,18 +153,19 @@ def add_mask_noise(
     seed: int,
     progress: bool = False,
     workers: int = 1,
+    name: str = "annotations",
 ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Noisy copy of a COCO instances dict (the input is not modified), and a report of the noise.
 
     Deleted and flipped instances are drawn with np.random.default_rng([seed, 1]) from the sorted
     annotation ids; each instance's geometry uses default_rng([seed, 0, ann_id]) and its new class
     default_rng([seed, 2, ann_id]), so the result is the same for any number of `workers`
-    (processes). Raises AnnotationError on bad input, before any noise.
+    (processes). Raises AnnotationError naming `name` on bad input, before any noise.
     """
     params.check()
-    if not _is_int(seed) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    check_coco(coco)
+    check_noise_input(coco, name)
     images = {image["id"]: (image["height"], image["width"]) for image in coco["images"]}
     category_ids = sorted({category["id"] for category in coco["categories"]})
     annotations = coco["annotations"]
@@ -453,7 +267,7 @@ def format_report(report: Dict[str, Any]) -> str:
 # Files.
 
 
-def report_path(output_path: os.PathLike) -> Path:
+def report_path(output_path: PathArg) -> Path:
     """OUT.json -> OUT.noise_report.json (any other name gets `.noise_report.json` appended)."""
     output_path = Path(output_path)
     if output_path.suffix == ".json":
@@ -461,20 +275,9 @@ def report_path(output_path: os.PathLike) -> Path:
     return output_path.with_name(output_path.name + ".noise_report.json")
 
 
-def load_coco(path: os.PathLike) -> Dict[str, Any]:
-    """Read a COCO json file; AnnotationError naming the file if it is missing or not JSON."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise AnnotationError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AnnotationError(f"{path}: not valid JSON ({e})") from None
-
-
 def noise_file(
-    input_path: os.PathLike,
-    output_path: os.PathLike,
+    input_path: PathArg,
+    output_path: PathArg,
     preset: Optional[str] = "mid",
     seed: int = 0,
     progress: bool = False,
@@ -484,8 +287,8 @@ def noise_file(
     """Write a noisy copy of a COCO file and its report next to it; return the report.
 
     `overrides` are NoiseParams fields replacing the preset's (None = keep); `workers` processes
-    share the instances (same result for any number). Raises
-    AnnotationError (message starting with the input path) and writes nothing on bad input.
+    share the instances (same result for any number). Raises AnnotationError (message starting
+    with the input path; FileNotFoundError for a missing one) and writes nothing on bad input.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     params = make_params(preset, **overrides)
@@ -493,85 +296,11 @@ def noise_file(
         raise ValueError(f"{output_path}: writing it would overwrite the input {input_path}")
     if not output_path.parent.is_dir():
         raise ValueError(f"{output_path}: the output folder does not exist")
-    coco = load_coco(input_path)
-    try:
-        noisy, report = add_mask_noise(coco, params, seed, progress=progress, workers=workers)
-    except AnnotationError as e:
-        raise AnnotationError(f"{input_path}: {e}") from None
+    coco = load_json(input_path)
+    noisy, report = add_mask_noise(
+        coco, params, seed, progress=progress, workers=workers, name=os.fspath(input_path)
+    )
     report = {"input": str(input_path), "output": str(output_path), "preset": preset, **report}
     write_json_atomic(output_path, noisy, indent=None, separators=(",", ":"))
     write_json_atomic(report_path(output_path), report, indent=2)
     return report
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m noisy_mask.noise",
-        description="Write a copy of a COCO instances file with seeded, reproducible mask noise, "
-        "and OUT.noise_report.json next to it.",
-        epilog="Sizes are for a 640 px image. Per instance, with s = longer image side / 640 and "
-        "c = 0.25 * sqrt(mask area): tolerance and sigma become min(max(size * s, 0.5), c); the "
-        "kernel radius becomes min(max(1, round((k * s - 1) / 2)), max(1, floor(c))), so the "
-        "kernel stays odd and >= 3. An instance the noise would empty keeps its original mask "
-        "(counted as kept_original). Deletion and flips take round_half_up(fraction * N) "
-        "instances. Exit status 2 on bad input, with nothing written.",
-    )
-    parser.add_argument("--input", required=True, help="COCO instances json to read (unchanged)")
-    parser.add_argument("--output", required=True, help="COCO instances json to write")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="mid", help="default: mid")
-    parser.add_argument("--seed", type=int, default=0, help="non-negative integer, default 0")
-    parser.add_argument(
-        "--simplify-tolerance", type=float, help="Douglas-Peucker tolerance, px at 640 px; 0 = off"
-    )
-    parser.add_argument("--jitter-sigma", type=float, help="vertex jitter sigma, px; 0 = off")
-    parser.add_argument(
-        "--kernel", type=int, help="dilation/erosion square side, odd >= 3 at 640 px; 0 = off"
-    )
-    parser.add_argument("--delete-fraction", type=float, help="fraction of instances deleted")
-    parser.add_argument("--flip-fraction", type=float, help="fraction given another class")
-    parser.add_argument(
-        "--apply-to",
-        choices=APPLY_TO,
-        help="what the outline noise changes: both the mask and its box (default), only the "
-        "masks (boxes stay as in the input) or only the boxes (masks stay clean)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=min(2, os.cpu_count() or 1),
-        help="processes sharing the instances; the output is the same for any number (default: "
-        "%(default)s)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    return parser
-
-
-def main(argv: Optional[Iterable[str]] = None) -> int:
-    args = build_parser().parse_args(None if argv is None else list(argv))
-    overrides = {
-        "simplify_tolerance": args.simplify_tolerance,
-        "jitter_sigma": args.jitter_sigma,
-        "kernel": args.kernel,
-        "delete_fraction": args.delete_fraction,
-        "flip_fraction": args.flip_fraction,
-        "apply_to": args.apply_to,
-    }
-    try:
-        report = noise_file(
-            args.input,
-            args.output,
-            args.preset,
-            args.seed,
-            progress=not args.no_progress,
-            workers=args.workers,
-            **overrides,
-        )
-    except (AnnotationError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(f"{format_report(report)} -> {args.output}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

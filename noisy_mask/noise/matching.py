@@ -6,16 +6,18 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from ..coco.io import CocoArg, annotation_rle, coco_name, read_coco, rle_iou
-from .apply import AnnotationError
+from ..coco.io import AnnotationError, CocoArg, annotation_rle, coco_name, read_coco
+from ..coco.rle import mask_iou
 
 KEPT, DELETED, FLIPPED = "kept", "deleted", "flipped"
+# Keys the matching does not read: masks are compared, boxes and areas are not.
+UNUSED_KEYS = ("iscrowd", "area", "bbox")
 
 
 class InstanceNoise(NamedTuple):
     """What the noise did to one clean instance. status: KEPT, DELETED or FLIPPED; iou: mask IoU
-    of clean vs noisy (None when deleted, NaN when both masks are empty); new_category_id: the
-    noisy file's category (None when deleted)."""
+    of clean vs noisy (None when deleted, NaN when both masks are empty: see `coco.rle.mask_iou`);
+    new_category_id: the noisy file's category (None when deleted)."""
 
     ann_id: int
     iou: Optional[float]
@@ -34,7 +36,8 @@ def match_noise(
     annotation that is not in the clean file, or that moved to another image, is an error."""
     clean_name = coco_name(clean, "clean annotations")
     noisy_name = coco_name(noisy, "noisy annotations")
-    clean, noisy = read_coco(clean, clean_name), read_coco(noisy, noisy_name)
+    clean = read_coco(clean, clean_name, UNUSED_KEYS)
+    noisy = read_coco(noisy, noisy_name, UNUSED_KEYS)
     return match_noise_dicts(clean, noisy, clean_name, noisy_name, image_ids)
 
 
@@ -72,7 +75,7 @@ def match_noise_dicts(
             )
             continue
         image = images[ann["image_id"]]
-        iou = rle_iou(
+        iou = mask_iou(
             annotation_rle(ann, image, clean_name), annotation_rle(new, image, noisy_name)
         )
         status = FLIPPED if new["category_id"] != ann["category_id"] else KEPT

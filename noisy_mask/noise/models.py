@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from ..coco.rle import Rle, mask_iou, to_rle, uncompressed_counts
+
 REFERENCE_SIDE = 640.0  # longer image side the preset sizes are meant for (COCO)
 MIN_SUBPIXEL = 0.5  # px, floor of a scaled tolerance or sigma
 CAP_FRACTION = 0.25  # sizes are capped at this fraction of the instance's sqrt(area)
@@ -187,33 +189,9 @@ def _window_of(points: np.ndarray, pad: int, height: int, width: int) -> _Window
     return _Window(x0, y0, max(x0, x1), max(y0, y1))
 
 
-def _uncompressed_counts(mask: np.ndarray) -> List[int]:
-    """COCO uncompressed RLE counts: run lengths in column-major order, starting with zeros."""
-    flat = np.asarray(mask, dtype=np.uint8).ravel(order="F")
-    changes = np.flatnonzero(np.diff(flat)) + 1
-    edges = np.concatenate([[0], changes, [flat.size]])
-    counts = np.diff(edges).tolist()
-    return counts if flat.size == 0 or flat[0] == 0 else [0] + counts
-
-
-def _compressed_rle(segmentation: Dict[str, Any], height: int, width: int) -> Dict[str, Any]:
-    """pycocotools' RLE (bytes counts) of a checked COCO RLE segmentation."""
-    if isinstance(segmentation["counts"], list):
-        return mask_utils.frPyObjects(segmentation, height, width)
-    return {"size": [height, width], "counts": segmentation["counts"].encode("ascii")}
-
-
-def _polygons_rle(polygons: Sequence[np.ndarray], height: int, width: int) -> Dict[str, Any]:
-    """pycocotools' RLE of the union of polygons (COCO's rule for a polygon list)."""
-    flat = [p.reshape(-1).tolist() for p in polygons]
-    return mask_utils.merge(mask_utils.frPyObjects(flat, height, width))
-
-
-def _rle_iou(a: Dict[str, Any], b: Dict[str, Any]) -> float:
-    """|a & b| / |a | b| of two RLEs, with |a | b| = |a| + |b| - |a & b|."""
-    inter = float(mask_utils.area(mask_utils.merge([a, b], intersect=True)))
-    union = float(mask_utils.area(a)) + float(mask_utils.area(b)) - inter
-    return 1.0 if union == 0 else inter / union
+def _polygons_rle(polygons: Sequence[np.ndarray], height: int, width: int) -> Rle:
+    """pycocotools' RLE of the union of (N, 2) polygons (COCO's rule for a polygon list)."""
+    return to_rle([p.reshape(-1).tolist() for p in polygons], height, width)
 
 
 def _bbox(rle: Dict[str, Any]) -> List[float]:
@@ -247,7 +225,7 @@ def _rle_like(
     """COCO RLE of `mask`, compressed (string counts) or not (list) like `segmentation`."""
     if isinstance(segmentation["counts"], str):
         return {"size": list(mask.shape), "counts": rle["counts"].decode("ascii")}
-    return {"size": list(mask.shape), "counts": _uncompressed_counts(mask)}
+    return {"size": list(mask.shape), "counts": uncompressed_counts(mask)}
 
 
 def noise_instance(
@@ -274,7 +252,7 @@ def noise_instance(
         clean_polygons = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in segmentation]
         clean_rle = _polygons_rle(clean_polygons, height, width)
     else:
-        clean_rle = _compressed_rle(segmentation, height, width)
+        clean_rle = to_rle(segmentation, height, width)
     clean_area = float(mask_utils.area(clean_rle))
     sizes = instance_sizes(tolerance, sigma, kernel, max(height, width), clean_area)
     stats: Dict[str, Any] = {
@@ -285,7 +263,7 @@ def noise_instance(
         "tolerance": sizes.tolerance,
         "sigma": sizes.sigma,
         "kernel": sizes.kernel,
-        "iou": 1.0,
+        "iou": 1.0,  # the written mask is the clean one until the noise changes it
     }
     outline_noise = bool(sizes.tolerance or sizes.sigma)
     if clean_area == 0 or not (outline_noise or sizes.kernel):
@@ -328,5 +306,5 @@ def noise_instance(
     if noisy_area == 0:
         stats["kept_original"] = True
         return segmentation, _bbox(clean_rle), clean_area, stats
-    stats["iou"] = _rle_iou(clean_rle, noisy_rle)
+    stats["iou"] = mask_iou(clean_rle, noisy_rle)  # both non-empty here: never NaN
     return new_segmentation, _bbox(noisy_rle), noisy_area, stats

@@ -1,1 +1,1 @@
-"""Helpers with no detectron2 or torch dependency: atomic file writes, run folders."""
+"""Utilities with no detectron2 or torch dependency: atomic writes, run folders, message words."""

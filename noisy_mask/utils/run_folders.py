@@ -1,7 +1,8 @@
-"""The files train_net leaves in a run folder (OUTPUT_DIR), and where to find them."""
+"""The files train_net leaves in a run folder (OUTPUT_DIR), where to find them, and run labels."""
+
 import os
 from pathlib import Path
-from typing import Optional, Union
+from typing import List, Optional, Sequence, Union
 
 EVAL_RESULTS_FILE = "eval_results.json"  # the final metrics, {"segm": {"AP": ...}, ...}
 DETECTIONS_FILE = "coco_instances_results.json"  # a COCO results file, per evaluated dataset
@@ -39,3 +40,9 @@ def find_run_file(
         f" {'' if dataset else 'the folder, inference/ and '}{where}/); evaluate the run with"
         " train_net.py first"
     )
+
+
+def default_labels(run_dirs: Sequence[Union[str, os.PathLike]]) -> List[str]:
+    """Run labels: the folder names, or the paths as given where two folders share a name."""
+    names = [Path(d).resolve().name for d in run_dirs]
+    return [n if names.count(n) == 1 else os.fspath(d) for n, d in zip(names, run_dirs)]

@@ -12,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.transforms import IdentityTransform
 
-from .plot import DPI
+from .style import DPI
 
 MARGIN, GAP_X, GAP_Y = 16, 16, 18
 TITLE_H, NOTE_H, COLUMN_TITLE_H, HEADING_H, LINE_H = 30, 18, 24, 20, 16

@@ -1,23 +1,17 @@
 """Pictures of the masks: what the noise did to the annotations, and what each run predicts.
 
-    python -m noisy_mask.visualize noise --clean CLEAN.json --noisy NOISY.json --images DIR
-        --output OUT.png [--num 6] [--seed 0] [--image-ids ID ...] [--columns 3]
-    python -m noisy_mask.visualize predictions RUN_DIR [RUN_DIR ...] --images DIR
-        --annotations GT.json --output OUT.png [--labels NAME ...] [--num 4] [--image-ids ID ...]
-        [--score-threshold 0.5] [--dataset D]
+`draw_noise_grid` draws sample images with the clean outline (blue) and the noisy outline
+(vermillion) of each instance, numbers the instances and lists under each image the mask IoU of
+clean vs noisy, with deleted instances (hatched, with a dashed clean outline) and class flips
+marked. Half of the grid (at most) goes to images with a deleted or flipped instance, so that these
+show up; the rest is drawn at random among the other images, from the seed.
 
-`noise` draws sample images with the clean outline (blue) and the noisy outline (vermillion) of
-each instance, numbers the instances and lists under each image the mask IoU of clean vs noisy,
-with deleted instances (hatched, with a dashed clean outline) and class flips marked. Half of the
-grid (at most) goes to images with a deleted or flipped instance, so that these show up; the rest
-is drawn at random among the other images, from the seed.
-
-`predictions` draws validation images in rows and runs in columns: the predicted masks with a
-score at or above the threshold, filled with the colour of their class, over the image with the
-ground-truth outline in black, and the run's mask AP (eval_results.json) in the column title. The
-detections are read from the COCO results json written by train_net.py's evaluation
+`draw_predictions_grid` draws validation images in rows and runs in columns: the predicted masks
+with a score at or above the threshold, filled with the colour of their class, over the image with
+the ground-truth outline in black, and the run's mask AP (eval_results.json) in the column title.
+The detections are read from the COCO results json written by train_net.py's evaluation
 (coco_instances_results.json in the run folder, in inference/ or in inference/<dataset>/); no
-model is run. Unless --image-ids is given, the images are those where the runs differ most: the
+model is run. Unless image ids are given, the images are those where the runs differ most: the
 largest spread (max - min over runs) of the per-image mean best-match mask IoU
 
     m(image, run) = mean over ground-truth instances g of  max over detections d of the same
@@ -27,22 +21,39 @@ ties (one run: every spread is 0) going to the lower mean of m over runs, then t
 
 Both pictures are PNG files written atomically; the same inputs give the same bytes. Colours are
 Okabe & Ito's colour-blind safe palette. Masks are drawn with numpy at the displayed size, text
-with matplotlib (Agg).
+with matplotlib (Agg). `python -m noisy_mask.visualize` is the command.
 """
 
-import argparse
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from matplotlib import style as mpl_style
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from ..coco.io import CocoArg, annotation_rle, coco_name, decode, read_coco, read_image
+from ..coco.io import CocoArg, annotation_rle, coco_name, read_coco, read_image
+from ..coco.rle import decode
+from ..evaluation.detections import (
+    Detection,
+    choose_by_spread,
+    find_results_file,
+    ground_truth_rles,
+    image_ious,
+    read_detections,
+    read_mask_ap,
+)
+from ..noise.matching import (
+    DELETED,
+    FLIPPED,
+    UNUSED_KEYS,
+    InstanceNoise,
+    choose_noise_images,
+    match_noise_dicts,
+)
+from ..utils.run_folders import default_labels
+from ..utils.text import plural
 from .drawing import (
     FADE,
     display_size,
@@ -57,25 +68,7 @@ from .drawing import (
     to_rgb,
 )
 from .layout import Cell, render_grid
-from ..noise.matching import (
-    DELETED,
-    FLIPPED,
-    InstanceNoise,
-    choose_noise_images,
-    match_noise_dicts,
-)
-from .plot import OKABE_ITO, default_labels, save_figure
-from ..evaluation.detections import (
-    Detection,
-    choose_by_spread,
-    find_results_file,
-    ground_truth_rles,
-    image_ious,
-    read_detections,
-    read_mask_ap,
-)
-
-EXIT_ERROR = 1
+from .style import OKABE_ITO, default_style, save_figure
 
 CLEAN_COLOUR, NOISY_COLOUR = OKABE_ITO[0], OKABE_ITO[1]  # blue, vermillion
 GT_COLOUR = "#000000"
@@ -89,10 +82,8 @@ GT_THICKNESS, PREDICTION_THICKNESS = 2, 1
 DASH = 5  # dash length of a deleted instance's outline
 FILL_ALPHA = 0.55
 MAX_LINES = 8  # instance lines under a noise image; the rest are summed up in the last one
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+# Keys of the ground truth the predictions picture does not read (it compares masks).
+GT_UNUSED_KEYS = ("area", "bbox")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,7 +157,8 @@ def draw_noise_grid(
         raise ValueError(f"num and columns must be >= 1, got {num} and {columns}")
     clean_name = coco_name(clean, "clean annotations")
     noisy_name = coco_name(noisy, "noisy annotations")
-    clean, noisy = read_coco(clean, clean_name), read_coco(noisy, noisy_name)
+    clean = read_coco(clean, clean_name, UNUSED_KEYS)
+    noisy = read_coco(noisy, noisy_name, UNUSED_KEYS)
     images = {image["id"]: image for image in clean["images"]}
     if image_ids is not None:
         unknown = [i for i in image_ids if i not in images]
@@ -213,12 +205,12 @@ def draw_noise_grid(
         ),
     ]
     note = (
-        f"{_count(len(shown), 'instance')} shown: {mean}{deleted} deleted, "
-        f"{_count(flipped, 'class flip')}. "
+        f"{plural(len(shown), 'instance')} shown: {mean}{deleted} deleted, "
+        f"{plural(flipped, 'class flip')}. "
         "IoU = clean vs noisy mask; numbers in the image index the lines below it."
     )
     title = f"Mask noise: {Path(noisy_name).name} against {Path(clean_name).name}"
-    with mpl_style.context("default"):  # the same picture whatever the user's matplotlibrc
+    with default_style():
         return save_figure(render_grid(rows, cell, title, legend, note), output_path)
 
 
@@ -261,7 +253,7 @@ def predictions_row(
     size = display_size(height, width, cell)
     pixels = resize_image(image, size)
     gt_masks = [resize_mask(decode(rle, height, width), size) for _, rle in gts]
-    line = _count(len(gts), "ground-truth mask")
+    line = plural(len(gts), "ground-truth mask")
     if gts and len(ious) > 1:
         line += f", IoU spread {np.nanmax(ious) - np.nanmin(ious):.2f}"
     heading = f"image {image_entry['id']} ({image_entry['file_name']})"
@@ -271,7 +263,7 @@ def predictions_row(
             (d.category_id, resize_mask(decode(d.rle, height, width), size)) for d in detections
         ]
         iou = "n/a" if math.isnan(value) else f"{value:.2f}"
-        line = f"mean best IoU {iou}, {_count(len(detections), 'mask')}"
+        line = f"mean best IoU {iou}, {plural(len(detections), 'mask')}"
         row.append(Cell(prediction_canvas(pixels, gt_masks, masks, colours), "", [line]))
     return row
 
@@ -300,7 +292,7 @@ def draw_predictions_grid(
     labels = list(labels) if labels is not None else default_labels(run_dirs)
     result_files = [find_results_file(d, dataset) for d in run_dirs]  # all checked before reading
     gt_name = coco_name(annotations, "ground truth")
-    gt = read_coco(annotations, gt_name)
+    gt = read_coco(annotations, gt_name, GT_UNUSED_KEYS)
     images = {image["id"]: image for image in gt["images"]}
     unknown = [i for i in image_ids or () if i not in images]
     if unknown:
@@ -349,84 +341,6 @@ def draw_predictions_grid(
         f"{label}: mask AP {'n/a' if ap is None else f'{ap:.1f}'}" for label, ap in zip(labels, aps)
     ]
     title = f"Predicted masks (score \u2265 {score_threshold:.2f}), filled by predicted class"
-    with mpl_style.context("default"):
+    with default_style():
         fig = render_grid(rows, cell, title, legend, note, column_titles)
         return save_figure(fig, output_path)
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line.
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m noisy_mask.visualize", description=__doc__.split("\n")[0]
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    noise = commands.add_parser("noise", help="clean vs noisy outlines of sample images")
-    noise.add_argument("--clean", required=True, metavar="CLEAN.json")
-    noise.add_argument("--noisy", required=True, metavar="NOISY.json")
-    noise.add_argument("--images", required=True, metavar="DIR", help="the images' folder")
-    noise.add_argument("--output", required=True, metavar="OUT.png")
-    noise.add_argument("--num", type=int, default=6, help="images to draw (6)")
-    noise.add_argument("--seed", type=int, default=0, help="for the choice of images (0)")
-    noise.add_argument("--image-ids", type=int, nargs="+", metavar="ID", help="draw these images")
-    noise.add_argument("--columns", type=int, default=3, help="images per row (3)")
-
-    pred = commands.add_parser("predictions", help="each run's predicted masks, side by side")
-    pred.add_argument("runs", nargs="+", metavar="RUN_DIR", help="training output folders")
-    pred.add_argument("--images", required=True, metavar="DIR", help="the images' folder")
-    pred.add_argument("--annotations", required=True, metavar="GT.json", help="clean masks")
-    pred.add_argument("--output", required=True, metavar="OUT.png")
-    pred.add_argument("--labels", nargs="+", metavar="NAME", help="one per run (folder names)")
-    pred.add_argument("--num", type=int, default=4, help="images to draw (4)")
-    pred.add_argument("--image-ids", type=int, nargs="+", metavar="ID", help="draw these images")
-    pred.add_argument("--score-threshold", type=float, default=0.5, help="lowest score (0.5)")
-    pred.add_argument("--dataset", help="the test dataset when inference/ holds several")
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.num < 1:
-        parser.error(f"--num must be >= 1, got {args.num}")
-    try:
-        if args.command == "noise":
-            if args.columns < 1:
-                parser.error(f"--columns must be >= 1, got {args.columns}")
-            path = draw_noise_grid(
-                args.clean,
-                args.noisy,
-                args.images,
-                args.output,
-                args.num,
-                args.seed,
-                args.image_ids,
-                args.columns,
-            )
-        else:
-            if args.labels is not None and len(args.labels) != len(args.runs):
-                parser.error(
-                    f"--labels has {len(args.labels)} names for {len(args.runs)} run folders"
-                )
-            path = draw_predictions_grid(
-                args.runs,
-                args.images,
-                args.annotations,
-                args.output,
-                args.labels,
-                args.num,
-                args.image_ids,
-                args.score_threshold,
-                args.dataset,
-            )
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

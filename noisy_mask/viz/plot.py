@@ -1,32 +1,26 @@
 """Compare runs: precision/recall curves on the clean masks and training-loss curves, as PNG.
 
-    python -m noisy_mask.plot RUN_DIR [RUN_DIR ...] --output DIR [--labels NAME ...] [--dataset D]
-
-Each RUN_DIR is a training output folder (one per loss) holding detectron2's metrics.json and the
-precision/recall data of `noisy_mask.evaluation` (pr_data.json and pr_data_<iou type>.npz) in the
-folder itself, in inference/ or in inference/<dataset>/ (train_net's evaluation folder). Writes
-DIR/pr_curves.png and DIR/loss_curves.png; the same inputs give the same bytes.
+Each run folder is a training output folder (one per loss) holding detectron2's metrics.json and
+the precision/recall data of `evaluation.pr_data` (pr_data.json and pr_data_<iou type>.npz) in the
+folder itself, in inference/ or in inference/<dataset>/ (train_net's evaluation folder).
+`write_plots` draws pr_curves.png and loss_curves.png; the same inputs give the same bytes.
+Neither torch nor detectron2 is imported.
 """
 
-import argparse
 import dataclasses
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from matplotlib import style as mpl_style
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..utils.atomic import atomic_write
-from ..evaluation.coco_eval import CURVE_NAMES, PR_INDEX, load_pr_data
+from ..evaluation.pr_data import CURVE_NAMES, PR_INDEX, load_pr_data
 from ..utils.run_folders import METRICS_FILE, find_run_file
+from .style import DPI, default_style, line_style, save_figure
 
 PR_FILE, LOSS_FILE = "pr_curves.png", "loss_curves.png"
-DPI = 100
 PR_FIGSIZE = (13.5, 8.0)  # inches: 1350 x 800 px at DPI
 LOSS_FIGSIZE = (12.0, 4.5)  # 1200 x 450 px
 PR_ROWS = {"segm": "Mask", "boundary": "Boundary"}
@@ -37,10 +31,6 @@ PR_COLUMNS = {
     "0.50:0.95": ("mean over IoU 0.50:0.95", "AP"),
 }
 LOSS_KEYS = {"loss_mask": "Mask loss (loss_mask)", "total_loss": "Total training loss (total_loss)"}
-# Okabe & Ito's colour-blind safe palette, yellow last (faint on white), with line styles varying
-# too, so that colour never carries the distinction alone.
-OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
-LINE_STYLES = ("-", "--", "-.", ":")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,27 +89,6 @@ def loss_curve(rows: Sequence[Dict[str, Any]], key: str) -> Tuple[np.ndarray, np
     by_iteration = {int(r["iteration"]): float(r[key]) for r in rows if key in r}
     iterations = np.array(sorted(by_iteration), dtype=np.int64)
     return iterations, np.array([by_iteration[i] for i in iterations], dtype=np.float64)
-
-
-def line_style(index: int) -> Dict[str, Any]:
-    """Colour and line style of the index-th run: the pair is unique for the first 32 runs."""
-    n_colours, n_styles = len(OKABE_ITO), len(LINE_STYLES)
-    return {
-        "color": OKABE_ITO[index % n_colours],
-        "linestyle": LINE_STYLES[(index + index // n_colours) % n_styles],
-    }
-
-
-def save_figure(fig: Figure, path: Union[str, os.PathLike]) -> Path:
-    """Write `fig` as PNG, atomically, without the metadata (software version) that varies."""
-    path = Path(path)
-    FigureCanvasAgg(fig)
-    atomic_write(
-        path,
-        lambda f: fig.savefig(f, format="png", dpi=DPI, metadata={"Software": None}),
-        mode="wb",
-    )
-    return path
 
 
 def _no_data(ax, text: str) -> None:
@@ -211,7 +180,7 @@ def plot_pr_curves(
 ) -> Path:
     """Draw `pr_figure` of the runs (`Run`s or run folders) to the PNG `output_path`."""
     runs = as_runs(runs, labels)
-    with mpl_style.context("default"):  # the same picture whatever the user's matplotlibrc
+    with default_style():
         return save_figure(pr_figure(runs), output_path)
 
 
@@ -223,43 +192,15 @@ def plot_loss_curves(
 ) -> Path:
     """Draw `loss_figure` of the runs (`Run`s or run folders) to the PNG `output_path`."""
     runs = as_runs(runs, labels)
-    with mpl_style.context("default"):
+    with default_style():
         return save_figure(loss_figure(runs, keys), output_path)
 
 
-def default_labels(run_dirs: Sequence[Union[str, os.PathLike]]) -> List[str]:
-    """Folder names, or the paths as given where two folders share a name."""
-    names = [Path(d).resolve().name for d in run_dirs]
-    return [n if names.count(n) == 1 else os.fspath(d) for n, d in zip(names, run_dirs)]
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m noisy_mask.plot", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="training output folders")
-    parser.add_argument("--output", required=True, metavar="DIR", help="folder for the PNG files")
-    parser.add_argument(
-        "--labels", nargs="+", metavar="NAME", help="one per run (default: folder names)"
-    )
-    parser.add_argument("--dataset", help="the test dataset to plot when inference/ holds several")
-    args = parser.parse_args(argv)
-    if args.labels is not None and len(args.labels) != len(args.runs):
-        parser.error(f"--labels has {len(args.labels)} names for {len(args.runs)} run folders")
-    labels = args.labels or default_labels(args.runs)
-    try:
-        runs = [load_run(d, label, args.dataset) for d, label in zip(args.runs, labels)]
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    output = Path(args.output)
-    for path in (
-        plot_pr_curves(runs, output / PR_FILE),
-        plot_loss_curves(runs, output / LOSS_FILE),
-    ):
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def write_plots(runs: RunsArg, output_dir: Union[str, os.PathLike]) -> List[Path]:
+    """Draw OUTPUT_DIR/pr_curves.png and OUTPUT_DIR/loss_curves.png of the runs; their paths."""
+    runs = as_runs(runs)
+    output_dir = Path(output_dir)
+    return [
+        plot_pr_curves(runs, output_dir / PR_FILE),
+        plot_loss_curves(runs, output_dir / LOSS_FILE),
+    ]

@@ -2,6 +2,7 @@
 and the label point of a mask."""
 
 import numpy as np
+from samples import square
 
 from noisy_mask.viz.drawing import (
     draw_outline,
@@ -15,12 +16,6 @@ from noisy_mask.viz.drawing import (
 )
 
 RED = (255, 0, 0)
-
-
-def square(height, width, top, left, side):
-    mask = np.zeros((height, width), dtype=bool)
-    mask[top : top + side, left : left + side] = True
-    return mask
 
 
 def test_outline_of_a_square_is_its_border_ring():

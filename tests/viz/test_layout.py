@@ -1,19 +1,12 @@
 """The grid layout: an image lands unresampled, centred in its column, at the expected pixels."""
 
-import cv2
 import numpy as np
+from samples import png_pixels
 
 from noisy_mask.viz.layout import GAP_X, MARGIN, Cell, render_grid
-from noisy_mask.viz.plot import save_figure
+from noisy_mask.viz.style import save_figure
 
 RED = (255, 0, 0)
-
-
-def png_pixels(path):
-    """(H, W, 3) RGB of a PNG written by matplotlib (RGBA, opaque)."""
-    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    assert pixels.shape[2] == 4 and np.all(pixels[..., 3] == 255)
-    return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB)
 
 
 def test_render_grid_places_images_pixel_exact(tmp_path):

@@ -1,88 +1,32 @@
-"""noisy_mask.validate on small COCO datasets written to tmp_path: a clean one, then one defect at a
-time (the exact line reported), several at once (all reported), and the command line's exit codes.
+"""The validator on small COCO datasets written to tmp_path: a clean one, then one defect at a time
+(the exact line reported), several at once (all reported).
 """
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
-from pycocotools import mask as mask_util
+from samples import small_dataset, write_dataset
 
 from noisy_mask.coco.checks import (
     SKIPPABLE,
-    decode_rle_counts,
     format_problem,
-    main,
     skippable_annotation_ids,
     validate_coco,
+    validate_dataset,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 J = "instances.json"
-# (file_name, width, height) of the three images
-IMAGES = [("a.png", 40, 30), ("b.png", 50, 40), ("sub/c.png", 32, 32)]
 
 
-def _b_mask() -> np.ndarray:
-    """Image 2's object: rows 10..19, columns 20..34 of a 40 x 50 mask (150 pixels)."""
-    mask = np.zeros((40, 50), dtype=np.uint8)
-    mask[10:20, 20:35] = 1
-    return mask
-
-
-def clean_dataset() -> dict:
-    rle = mask_util.encode(np.asfortranarray(_b_mask()))
-    rle = {"size": [40, 50], "counts": rle["counts"].decode("ascii")}
-    return {
-        "images": [
-            {"id": i + 1, "file_name": name, "width": w, "height": h}
-            for i, (name, w, h) in enumerate(IMAGES)
-        ],
-        "categories": [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}],
-        "annotations": [
-            {"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 100.0,
-             "bbox": [5, 5, 10, 10], "segmentation": [[5, 5, 15, 5, 15, 15, 5, 15]]},
-            {"id": 2, "image_id": 2, "category_id": 2, "iscrowd": 0, "area": 150,
-             "bbox": [20, 10, 15, 10], "segmentation": rle},
-            # a crowd region as an uncompressed RLE: 2000 pixels = 1000 off, 40 on, 960 off
-            {"id": 3, "image_id": 2, "category_id": 1, "iscrowd": 1, "area": 40,
-             "bbox": [25, 0, 1, 40], "segmentation": {"size": [40, 50], "counts": [1000, 40, 960]}},
-            {"id": 4, "image_id": 3, "category_id": 2, "iscrowd": 0, "area": 50.0,
-             "bbox": [0.5, 0.5, 10, 10], "segmentation": [[0.5, 0.5, 10.5, 0.5, 0.5, 10.5]]},
-        ],
-    }  # fmt: skip
-
-
-def write_dataset(root: Path, data) -> tuple:
-    """Write `data` as instances.json and the images as real PNGs; return (json, image dir)."""
-    image_dir = root / "images"
-    rng = np.random.default_rng(0)
-    for name, width, height in IMAGES:
-        (image_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(image_dir / name)
-    json_path = root / J
-    if isinstance(data, bytes):
-        json_path.write_bytes(data)
-    else:
-        json_path.write_text(data if isinstance(data, str) else json.dumps(data))
-    return json_path, image_dir
-
-
-def lines(json_path: Path, image_dir: Path) -> list:
+def lines(json_path, image_dir) -> list:
     return [format_problem(p) for p in validate_coco(str(json_path), str(image_dir))]
 
 
-def test_clean_dataset_has_no_problem(tmp_path, capsys):
-    json_path, image_dir = write_dataset(tmp_path, clean_dataset())
+def test_clean_dataset_has_no_problem(tmp_path):
+    json_path, image_dir = write_dataset(tmp_path, small_dataset())
     assert validate_coco(str(json_path), str(image_dir)) == []
-    assert main([str(json_path), str(image_dir)]) == 0
-    assert capsys.readouterr().out == "ok: 3 images, 4 annotations\n"
+    assert validate_dataset(json_path, image_dir).summary() == "ok: 3 images, 4 annotations"
 
 
 def _set(path: str, value):
@@ -121,9 +65,13 @@ def _remove_b(data, image_dir):
 
 CASES = {
     # the json's structure
-    "missing images": (_set("images", DELETE), [f"{J}: missing key 'images'"]),
-    "missing annotations": (_set("annotations", DELETE), [f"{J}: missing key 'annotations'"]),
-    "missing categories": (_set("categories", DELETE), [f"{J}: missing key 'categories'"]),
+    "missing images": (_set("images", DELETE), [f"{J}: missing top-level key 'images'"]),
+    "missing annotations": (
+        _set("annotations", DELETE), [f"{J}: missing top-level key 'annotations'"],
+    ),
+    "missing categories": (
+        _set("categories", DELETE), [f"{J}: missing top-level key 'categories'"],
+    ),
     "images is an object": (
         _set("images", {"1": {}}), [f"{J}: 'images' is an object, expected a list"],
     ),
@@ -213,28 +161,32 @@ CASES = {
     # polygons
     "polygon of 2 points": (
         _set("annotations.0.segmentation", [[5, 5, 15, 5]]),
-        [f"{A1}: polygon 0 has 2 points (fewer than 3) [skippable]"],
+        [f"{A1}: 'segmentation' polygon 0 has 2 points; a polygon needs at least 3 [skippable]"],
     ),
     "polygon with odd count": (
         _set("annotations.0.segmentation", [[5, 5, 15, 5, 15, 15, 5, 15], [5, 5, 15, 5, 15]]),
-        [f"{A1}: polygon 1 has 5 coordinates (odd count)"],
+        [f"{A1}: 'segmentation' polygon 1 has 5 coordinates (odd count)"],
     ),
     "polygon with NaN": (
         _set("annotations.0.segmentation.0.2", float("nan")),
-        [f"{A1}: polygon 0 has 1 non-finite coordinate(s), the first at position 2: NaN"],
+        [f"{A1}: 'segmentation' polygon 0 has NaN or infinite coordinates (1, the first at "
+         "position 2: NaN)"],
     ),
     "polygon with infinity": (
         _set("annotations.0.segmentation.0.5", float("-inf")),
-        [f"{A1}: polygon 0 has 1 non-finite coordinate(s), the first at position 5: -Infinity"],
+        [f"{A1}: 'segmentation' polygon 0 has NaN or infinite coordinates (1, the first at "
+         "position 5: -Infinity)"],
     ),
     "polygon with a string": (
         _set("annotations.0.segmentation.0.3", "5"),
-        [f'{A1}: polygon 0 has a non-number at position 3: "5" (a string)'],
+        [f"{A1}: 'segmentation' polygon 0 has non-numeric coordinates, the first at position 3: "
+         '"5" (a string)'],
     ),
     # three points on the line y = x: the fan area |(10,10) x (20,20)| / 2 = 0
     "polygon of zero area": (
         _set("annotations.0.segmentation", [[0, 0, 10, 10, 20, 20]]),
-        [f"{A1}: polygon 0 has zero area (its points lie on one line) [skippable]"],
+        [f"{A1}: 'segmentation' polygon 0 has zero area (its points lie on one line) "
+         "[skippable]"],
     ),
     "segmentation empty": (
         _set("annotations.0.segmentation", []), [f"{A1}: segmentation is empty [skippable]"],
@@ -257,27 +209,31 @@ CASES = {
     # RLEs, in the 40 x 50 image 2
     "RLE size swapped": (
         _set("annotations.1.segmentation.size", [50, 40]),
-        [f"{A2}: RLE size [50, 40] does not match the image's [height, width] [40, 50]"],
+        [f"{A2}: 'segmentation' RLE 'size' [50, 40] does not match the image's "
+         "[height, width] [40, 50]"],
     ),
     "RLE counts bad character": (
         _set("annotations.1.segmentation.counts", "ab~"),
-        [f"{A2}: RLE counts string is malformed: character '~' at position 2 is outside '0'..'o'"],
+        [f"{A2}: 'segmentation' RLE 'counts' string is malformed: character '~' at "
+         "position 2 is outside '0'..'o'"],
     ),
     # 'P' = 48 + 32 has the continuation bit and nothing follows
     "RLE counts cut": (
         _set("annotations.1.segmentation.counts", "0P"),
-        [f"{A2}: RLE counts string is malformed: the string ends in the middle of a run"],
+        [f"{A2}: 'segmentation' RLE 'counts' string is malformed: the string ends in the "
+         "middle of a run"],
     ),
     "RLE counts wrong sum": (
         _set("annotations.1.segmentation.counts", [1000, 10]),
-        [f"{A2}: RLE counts add up to 1010 pixels, but size [40, 50] has 2000"],
+        [f"{A2}: 'segmentation' RLE 'counts' sum to 1010 pixels, but size [40, 50] has 2000"],
     ),
     "RLE counts negative": (
         _set("annotations.1.segmentation.counts", [-5, 2005]),
-        [f"{A2}: RLE counts have a negative run at position 0: -5"],
+        [f"{A2}: 'segmentation' RLE 'counts' have a negative run at position 0: -5"],
     ),
     "RLE empty": (
-        _set("annotations.1.segmentation.counts", [2000]), [f"{A2}: RLE mask is empty [skippable]"],
+        _set("annotations.1.segmentation.counts", [2000]),
+        [f"{A2}: 'segmentation' RLE mask is empty [skippable]"],
     ),
     # image files
     "image file missing": (_remove_b, ["b.png: image 2: not found in {image_dir}"]),
@@ -295,7 +251,7 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_defect_is_reported_exactly(tmp_path, case):
     mutate, expected = CASES[case]
-    data = clean_dataset()
+    data = small_dataset()
     json_path, image_dir = write_dataset(tmp_path, data)
     mutate(data, image_dir)
     json_path.write_text(json.dumps(data))
@@ -319,14 +275,14 @@ def test_not_a_json_object(tmp_path, text, expected):
 
 def test_box_within_tolerance_is_accepted(tmp_path):
     """40 x 30 image: x = -1 >= -1 and y + height = 31 <= 30 + 1 are inside the tolerance."""
-    data = clean_dataset()
+    data = small_dataset()
     data["annotations"][0]["bbox"] = [-1, 0.5, 41, 30.5]
     json_path, image_dir = write_dataset(tmp_path, data)
     assert lines(json_path, image_dir) == []
 
 
-def test_several_problems_in_one_pass(tmp_path, capsys):
-    data = clean_dataset()
+def test_several_problems_in_one_pass(tmp_path):
+    data = small_dataset()
     anns = data["annotations"]
     anns[0]["segmentation"] = [[5, 5, 15, 5, 15]]  # fatal
     anns[0]["bbox"] = [5, 5, -3, 10]  # skippable
@@ -339,24 +295,23 @@ def test_several_problems_in_one_pass(tmp_path, capsys):
     expected = [
         f"{J}: image 3: 'width' is -32 (an int), expected a positive int",
         f"{A1}: box [5, 5, -3, 10] has non-positive width or height [skippable]",
-        f"{A1}: polygon 0 has 5 coordinates (odd count)",
+        f"{A1}: 'segmentation' polygon 0 has 5 coordinates (odd count)",
         f"{A2}: category_id 5 is not in 'categories'",
-        f"{J}: annotation 3 (image 2): RLE mask is empty [skippable]",
-        f"{J}: annotation 4 (image 3): polygon 0 has zero area (its points lie on one line) "
+        f"{J}: annotation 3 (image 2): 'segmentation' RLE mask is empty [skippable]",
+        f"{J}: annotation 4 (image 3): 'segmentation' polygon 0 has zero area (its points lie on "
+        "one line) "
         "[skippable]",
         "b.png: image 2: is not an image file PIL can read",
     ]
-    got = lines(json_path, image_dir)
-    assert got == expected
-    assert main([str(json_path), str(image_dir)]) == 1
-    out = capsys.readouterr().out.splitlines()
-    assert out[:7] == got
+    assert lines(json_path, image_dir) == expected
     # 7 problems: 4 fatal (width, odd count, category, b.png) and 3 skippable
-    assert out[7] == "7 problems (4 errors, 3 skippable) in 3 images, 4 annotations"
+    assert validate_dataset(json_path, image_dir).summary() == (
+        "7 problems (4 errors, 3 skippable) in 3 images, 4 annotations"
+    )
 
 
 def test_skippable_annotation_ids_are_the_degenerate_ones(tmp_path):
-    data = clean_dataset()
+    data = small_dataset()
     anns = data["annotations"]
     anns[0]["segmentation"] = [[5, 5, 15, 5, 15]]  # odd count: an error, not skippable
     anns[1]["segmentation"]["counts"] = [2000]  # empty RLE
@@ -372,13 +327,13 @@ def test_skippable_annotation_ids_are_the_degenerate_ones(tmp_path):
     assert skippable_annotation_ids(problems) == {2, 4, 5, 6, 7}
     fatal = [p for p in problems if p.severity != SKIPPABLE]
     assert [(p.annotation_id, p.message) for p in fatal] == [
-        (1, "polygon 0 has 5 coordinates (odd count)")
+        (1, "'segmentation' polygon 0 has 5 coordinates (odd count)")
     ]
 
 
 def test_exif_rotation_is_applied_before_comparing_sizes(tmp_path):
     """A 40 x 30 PNG tagged orientation 6 (rotate 90) reads as 30 x 40, as detectron2 loads it."""
-    data = clean_dataset()
+    data = small_dataset()
     json_path, image_dir = write_dataset(tmp_path, data)
     exif = Image.Exif()
     exif[0x0112] = 6
@@ -393,75 +348,8 @@ def test_exif_rotation_is_applied_before_comparing_sizes(tmp_path):
 
 
 def test_json_only_skips_the_image_files(tmp_path):
-    json_path, image_dir = write_dataset(tmp_path, clean_dataset())
+    json_path, image_dir = write_dataset(tmp_path, small_dataset())
     (image_dir / "a.png").unlink()
     assert validate_coco(str(json_path), str(image_dir), check_images=False) == []
     assert validate_coco(str(json_path)) == []
     assert [p.file for p in validate_coco(str(json_path), str(image_dir))] == ["a.png"]
-
-
-def test_decode_rle_counts_matches_pycocotools():
-    """Runs from pycocotools' encoder decode to the run lengths of the column-major mask."""
-    rng = np.random.default_rng(1)
-    for trial in range(30):
-        height, width = rng.integers(1, 120, size=2)
-        mask = rng.random((height, width)) < rng.random()
-        if trial == 0:
-            mask[:] = True  # starts with a zero-length background run
-        flat = mask.flatten(order="F").astype(np.int8)
-        bounds = np.concatenate([[0], np.flatnonzero(np.diff(flat)) + 1, [flat.size]])
-        runs = ([0] if flat[0] else []) + list(np.diff(bounds))
-        counts = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
-        assert decode_rle_counts(counts).tolist() == runs
-
-
-def test_decode_rle_counts_by_hand():
-    # a character is 48 + value; runs 0, 1, 2 are stored as they are, run 3 adds run 1: 2 + 3 = 5
-    assert decode_rle_counts("5392").tolist() == [5, 3, 9, 5]
-    # 'P' = 48 + 0x20: group 0 with "more" set, then '1' = group 1: 0 + (1 << 5) = 32
-    assert decode_rle_counts("P1").tolist() == [32]
-    # 'A' = 48 + 0x11: group 17 with the sign bit, one group: 17 - 2^5 = -15
-    assert decode_rle_counts("3A").tolist() == [3, -15]
-
-
-def _start_cli(*args) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    command = [sys.executable, "-m", "noisy_mask.validate", *map(str, args)]
-    return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env
-    )
-
-
-def test_command_line_exit_codes(tmp_path):
-    clean_json, clean_images = write_dataset(tmp_path / "clean", clean_dataset())
-    data = clean_dataset()
-    data["annotations"][0]["segmentation"] = [[5, 5, 15, 5, 15]]
-    bad_json, bad_images = write_dataset(tmp_path / "bad", data)
-    missing_json = tmp_path / "nothing.json"
-    # the three start together: most of each run is Python importing the package
-    runs = [
-        _start_cli(clean_json, clean_images),
-        _start_cli(bad_json, bad_images),
-        _start_cli(missing_json, clean_images),
-    ]
-    (clean_out, _), (bad_out, _), (missing_out, missing_err) = [
-        r.communicate(timeout=300) for r in runs
-    ]
-    assert (runs[0].returncode, clean_out) == (0, "ok: 3 images, 4 annotations\n")
-    assert runs[1].returncode == 1
-    assert bad_out.splitlines() == [
-        f"{A1}: polygon 0 has 5 coordinates (odd count)",
-        "1 problem (1 error, 0 skippable) in 3 images, 4 annotations",
-    ]
-    assert (runs[2].returncode, missing_out) == (2, "")
-    assert f"{missing_json}: no such annotation file" in missing_err
-
-
-def test_usage_errors_exit_2(tmp_path, capsys):
-    json_path, image_dir = write_dataset(tmp_path, clean_dataset())
-    assert main([str(json_path), str(tmp_path / "no_dir")]) == 2
-    assert f"{tmp_path / 'no_dir'}: no such image folder" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(json_path)])  # neither IMAGE_DIR nor --json-only
-    assert exit_info.value.code == 2
-    assert main([str(json_path), "--json-only"]) == 0

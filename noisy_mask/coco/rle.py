@@ -1,0 +1,110 @@
+"""COCO masks as run-length encodings: a segmentation to pycocotools' RLE, masks decoded, the run
+lengths of a compressed counts string, and the IoU of two masks.
+
+COCO's RLE runs alternate background and foreground pixels in column-major order, starting with
+background. pycocotools keeps them as {"size": [height, width], "counts": bytes}; a COCO file
+holds the same string decoded (compressed) or the run lengths as a list (uncompressed).
+"""
+
+import math
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+Rle = Dict[str, Any]  # pycocotools' {"size": [height, width], "counts": bytes}
+
+# pycocotools writes a 32-bit run (a signed 33-bit difference) in at most 7 five-bit characters
+_MAX_CHARS_PER_RUN = 7
+
+
+def to_rle(segmentation: Any, height: int, width: int) -> Rle:
+    """pycocotools RLE of a well-formed COCO segmentation (one without a fatal problem, see
+    `coco.checks.check_segmentation`) of a height x width image: the union of a list of polygons
+    (each of at least 3 points), or an RLE with string or list counts."""
+    if isinstance(segmentation, list):
+        return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    if isinstance(segmentation["counts"], list):
+        return mask_utils.frPyObjects(segmentation, height, width)
+    return {"size": [height, width], "counts": segmentation["counts"].encode("ascii")}
+
+
+def decode(rle: Optional[Rle], height: int, width: int) -> np.ndarray:
+    """(H, W) bool mask of an RLE; all False for None (no mask)."""
+    if rle is None:
+        return np.zeros((height, width), dtype=bool)
+    return mask_utils.decode(rle).astype(bool)
+
+
+def area(rle: Optional[Rle]) -> float:
+    """Foreground pixels of an RLE; 0 for None."""
+    return float(mask_utils.area(rle)) if rle is not None else 0.0
+
+
+def mask_iou(a: Optional[Rle], b: Optional[Rle]) -> float:
+    """|a & b| / |a | b| of two RLEs, |a | b| = |a| + |b| - |a & b|; None is an empty mask.
+
+    Two empty masks give NaN: 0 / 0 says nothing about how well one mask matches the other, so
+    it is neither a perfect match (1) nor a miss (0). Callers that average IoUs leave NaN out;
+    one empty mask against a non-empty one gives 0.
+    """
+    inter = 0.0
+    if a is not None and b is not None:
+        inter = float(mask_utils.area(mask_utils.merge([a, b], intersect=True)))
+    union = area(a) + area(b) - inter
+    return inter / union if union > 0 else math.nan
+
+
+def uncompressed_counts(mask: np.ndarray) -> List[int]:
+    """COCO uncompressed RLE counts of an (H, W) mask: run lengths in column-major order,
+    starting with background (a first run of 0 when the first pixel is foreground)."""
+    flat = np.asarray(mask, dtype=np.uint8).ravel(order="F")
+    changes = np.flatnonzero(np.diff(flat)) + 1
+    edges = np.concatenate([[0], changes, [flat.size]])
+    counts = np.diff(edges).tolist()
+    return counts if flat.size == 0 or flat[0] == 0 else [0] + counts
+
+
+def decode_rle_counts(counts: str) -> np.ndarray:
+    """The run lengths in a compressed COCO RLE string (pycocotools' `rleFrString`), unchecked:
+    a run may come out negative (pycocotools would write out of bounds; the checks report it).
+
+    Each character is 48 + a 5-bit group plus flags: 0x20 means another group follows, 0x10 in the
+    last group is the sign. Groups are little-endian: x = sum_k (c_k & 0x1f) << 5k, minus
+    2^(5K) if negative (K groups). Run m >= 3 stores the difference to run m - 2, so the runs are
+    x_0, then cumulative sums over odd indices from 1 and over even indices from 2.
+
+    Raises:
+        ValueError: a character outside '0'..'o', a string ending inside a run, a run too long.
+    """
+    if not counts.isascii():
+        position = next(i for i, ch in enumerate(counts) if not ch.isascii())
+        raise ValueError(f"character {counts[position]!r} at position {position} is not ASCII")
+    codes = np.frombuffer(counts.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
+    bad = np.flatnonzero((codes < 0) | (codes > 63))
+    if bad.size:
+        position = int(bad[0])
+        raise ValueError(
+            f"character {counts[position]!r} at position {position} is outside '0'..'o'"
+        )
+    if codes.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    last = (codes & 0x20) == 0
+    if not last[-1]:
+        raise ValueError("the string ends in the middle of a run")
+    starts = np.flatnonzero(np.concatenate([[True], last[:-1]]))
+    lengths = np.diff(np.concatenate([starts, [codes.size]]))
+    if lengths.max() > _MAX_CHARS_PER_RUN:
+        run = int(np.argmax(lengths > _MAX_CHARS_PER_RUN))
+        raise ValueError(
+            f"run {run} at position {starts[run]} has {lengths[run]} characters "
+            f"(at most {_MAX_CHARS_PER_RUN})"
+        )
+    shift = 5 * (np.arange(codes.size) - np.repeat(starts, lengths))
+    values = np.add.reduceat((codes & 0x1F) << shift, starts)
+    negative = (codes[last] & 0x10) != 0
+    values[negative] -= np.int64(1) << (5 * lengths[negative])
+    runs = values.copy()
+    runs[1::2] = np.cumsum(values[1::2])
+    runs[2::2] = np.cumsum(values[2::2])
+    return runs

@@ -1,0 +1,101 @@
+"""COCO RLE: the counts string decoded by hand and against pycocotools, uncompressed counts, a
+segmentation's RLE, and the IoU of two masks, empty ones included."""
+
+import math
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+from samples import SQUARE, pycocotools_rle, rle, square, uncompressed_rle
+
+from noisy_mask.coco.rle import (
+    decode,
+    decode_rle_counts,
+    mask_iou,
+    to_rle,
+    uncompressed_counts,
+)
+
+
+def random_masks(trials: int = 30, seed: int = 1):
+    """Masks of random sizes and densities; the first is all True (its first run is 0 long)."""
+    rng = np.random.default_rng(seed)
+    for trial in range(trials):
+        height, width = rng.integers(1, 120, size=2)
+        mask = rng.random((height, width)) < rng.random()
+        if trial == 0:
+            mask[:] = True
+        yield mask
+
+
+def test_decode_rle_counts_matches_pycocotools():
+    """Runs from pycocotools' encoder decode to the run lengths of the column-major mask."""
+    for mask in random_masks():
+        counts = rle(mask)["counts"]
+        assert decode_rle_counts(counts).tolist() == uncompressed_rle(mask)["counts"]
+
+
+def test_decode_rle_counts_by_hand():
+    # a character is 48 + value; runs 0, 1, 2 are stored as they are, run 3 adds run 1: 2 + 3 = 5
+    assert decode_rle_counts("5392").tolist() == [5, 3, 9, 5]
+    # 'P' = 48 + 0x20: group 0 with "more" set, then '1' = group 1: 0 + (1 << 5) = 32
+    assert decode_rle_counts("P1").tolist() == [32]
+    # 'A' = 48 + 0x11: group 17 with the sign bit, one group: 17 - 2^5 = -15
+    assert decode_rle_counts("3A").tolist() == [3, -15]
+    # a 16 x 16 mask with rows and columns 3..8 set: 3 * 16 + 3 = 51 off, then 6 on, 10 off, ...
+    counts = decode_rle_counts(rle(square(16, 16, 3, 3, 6))["counts"]).tolist()
+    assert counts[:4] == [51, 6, 10, 6] and sum(counts) == 256
+
+
+@pytest.mark.parametrize(
+    "counts, message",
+    [
+        ("ab~", "character '~' at position 2 is outside '0'..'o'"),
+        ("0P", "the string ends in the middle of a run"),
+        ("0" + "P" * 7 + "1", "run 1 at position 1 has 8 characters (at most 7)"),
+        ("0\u00e9", "character '\u00e9' at position 1 is not ASCII"),
+    ],
+)
+def test_decode_rle_counts_names_what_is_malformed(counts, message):
+    with pytest.raises(ValueError) as error:
+        decode_rle_counts(counts)
+    assert str(error.value) == message
+
+
+def test_uncompressed_counts_start_with_background():
+    for mask in random_masks(10, seed=2):
+        counts = uncompressed_counts(mask)
+        assert counts == uncompressed_rle(mask)["counts"] and sum(counts) == mask.size
+        encoded = mask_utils.frPyObjects({"size": list(mask.shape), "counts": counts}, *mask.shape)
+        np.testing.assert_array_equal(mask_utils.decode(encoded), mask)
+    assert uncompressed_counts(np.ones((2, 3))) == [0, 6]
+
+
+def test_to_rle_of_polygons_and_both_rle_kinds_is_the_same_mask():
+    mask = square(64, 64, 10, 10, 20)
+    for segmentation in ([SQUARE], rle(mask), uncompressed_rle(mask)):
+        np.testing.assert_array_equal(decode(to_rle(segmentation, 64, 64), 64, 64), mask)
+    # a polygon list is the union of its polygons: two squares overlapping on 10 x 20 px
+    shifted = [v + 10 if k % 2 == 0 else v for k, v in enumerate(SQUARE)]
+    assert mask_utils.area(to_rle([SQUARE, shifted], 64, 64)) == 400 + 400 - 200
+    assert not decode(None, 4, 5).any() and decode(None, 4, 5).shape == (4, 5)
+
+
+def test_mask_iou_by_hand():
+    a = pycocotools_rle(square(64, 64, 10, 10, 20))
+    # moved 5 px right: overlap 15 x 20 = 300, union 400 + 400 - 300 = 500
+    b = pycocotools_rle(square(64, 64, 10, 15, 20))
+    assert mask_iou(a, b) == pytest.approx(0.6, abs=1e-12)
+    assert mask_iou(a, a) == 1.0
+    # disjoint: 0 / 800
+    assert mask_iou(a, pycocotools_rle(square(64, 64, 40, 40, 20))) == 0.0
+
+
+def test_mask_iou_of_empty_masks():
+    """The one convention: 0 / 0 is NaN (no pixel in either mask: no match to measure); an empty
+    mask against a non-empty one is 0 (a miss). None stands for an empty mask."""
+    empty = pycocotools_rle(np.zeros((64, 64), dtype=bool))
+    full = pycocotools_rle(square(64, 64, 10, 10, 20))
+    assert math.isnan(mask_iou(empty, empty))
+    assert math.isnan(mask_iou(None, None)) and math.isnan(mask_iou(None, empty))
+    assert mask_iou(empty, full) == mask_iou(full, None) == mask_iou(None, full) == 0.0
