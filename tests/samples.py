@@ -328,6 +328,13 @@ def png_size(path: Path) -> Tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+def read_rgb(path: Path) -> np.ndarray:
+    """(H, W, 3) RGB of an image file written as BGR by cv2 (or any 3-channel image)."""
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert image is not None, path
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
 def png_pixels(path: Path) -> np.ndarray:
     """(H, W, 3) RGB of a PNG written by matplotlib (RGBA, opaque)."""
     pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)

@@ -5,11 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
+from samples import read_rgb
 from shapely.geometry import Polygon, box
 
 from noisy_mask.data import SHAPE_CLASSES, generate_shapes_dataset
@@ -21,12 +21,6 @@ SIZE = 192
 
 def files_under(folder: Path) -> dict:
     return {str(p.relative_to(folder)): p for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    assert image is not None, path
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import shapely
 from pycocotools.coco import COCO
+from samples import read_rgb
 from shapely.geometry import Polygon
 from shapely.ops import unary_union
 
@@ -27,12 +28,6 @@ STRONG_GRADIENT = 100.0
 # (RGB distance). Plain fills are 90 from the background mean and background pixels lie within
 # 12 sqrt(3) < 21 of its base colour, so plain shapes are 90 - 2 * 21 = 48 or more from it.
 LOW_CONTRAST_DISTANCE = 25.0
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    assert image is not None, path
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def dilate(mask: np.ndarray, side: int = 3) -> np.ndarray:
