@@ -194,7 +194,8 @@ def add_mask_noise(
         if params.apply_to != "masks":
             new["bbox"] = bbox
         if params.apply_to == "boxes":
-            stats = dict(stats, iou=1.0)  # the written mask is the clean one
+            # the written mask is the clean one: IoU 1, NaN if empty (coco.rle.mask_iou)
+            stats = dict(stats, iou=math.nan if stats["empty_clean"] else 1.0)
         if ann["id"] in flipped:
             others = [c for c in category_ids if c != ann["category_id"]]
             pick = np.random.default_rng([seed, _FLIP_STREAM, ann["id"]]).integers(len(others))

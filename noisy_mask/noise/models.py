@@ -263,7 +263,9 @@ def noise_instance(
         "tolerance": sizes.tolerance,
         "sigma": sizes.sigma,
         "kernel": sizes.kernel,
-        "iou": 1.0,  # the written mask is the clean one until the noise changes it
+        # the written mask is the clean one until the noise changes it: IoU 1, or NaN for an
+        # empty mask (coco.rle.mask_iou), which the report leaves out as empty_clean
+        "iou": 1.0 if clean_area > 0 else math.nan,
     }
     outline_noise = bool(sizes.tolerance or sizes.sigma)
     if clean_area == 0 or not (outline_noise or sizes.kernel):

@@ -1,15 +1,18 @@
 """The noise models on hand-made masks and polygons: sizes scaled to an instance, dilation and
 erosion, outlines traced and simplified, vertices jittered."""
 
+import math
+
 import numpy as np
 import pytest
-from samples import square
+from samples import SQUARE, square
 
 from noisy_mask.noise.models import (
     instance_sizes,
     jitter_polygon,
     mask_to_polygons,
     morph_mask,
+    noise_instance,
     rasterize_polygons,
     simplify_polygon,
 )
@@ -98,3 +101,19 @@ def test_jitter_sigma_zero_is_identity_and_sigma_sets_the_spread():
     # 4000 N(0, 2^2) draws: sample std within 5% of 2 (its standard error is 2 / sqrt(8000))
     assert np.std(moved) == pytest.approx(2.0, rel=0.05)
     assert abs(np.mean(moved)) < 0.1
+
+
+def test_instance_iou_follows_the_mask_iou_convention():
+    # coco.rle.mask_iou: IoU 1 for a mask left as it is, NaN for an empty one (0 / 0).
+    rng = np.random.default_rng(0)
+    empty = {"size": [64, 64], "counts": [64 * 64]}
+    segmentation, _, area, stats = noise_instance(empty, 64, 64, 10.0, 3.0, 5, rng)
+    assert segmentation == empty and area == 0 and stats["empty_clean"]
+    assert math.isnan(stats["iou"])
+    _, _, area, stats = noise_instance([SQUARE], 64, 64, 0.0, 0.0, 0, rng)
+    assert (area, stats["iou"]) == (400.0, 1.0)
+    # kernel 3: a 22 x 22 (dilated) or 18 x 18 (eroded) square, IoU 400 / 484 or 324 / 400
+    _, _, area, stats = noise_instance([SQUARE], 64, 64, 0.0, 0.0, 3, rng)
+    expected = 400 / 484 if stats["grow"] else 324 / 400
+    assert area == (484.0 if stats["grow"] else 324.0)
+    assert stats["iou"] == pytest.approx(expected, abs=1e-12)
