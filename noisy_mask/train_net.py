@@ -1,17 +1,30 @@
 """`python -m noisy_mask.train_net`: detectron2's `tools/train_net.py` with noisy_mask's head.
 
-    python -m noisy_mask.train_net --config-file CONFIG [--num-gpus N] [--resume] [KEY VALUE ...]
+    python -m noisy_mask.train_net --config-file CONFIG.yaml [--num-gpus N] [--resume] [KEY VAL ...]
+    python -m noisy_mask.train_net --config-file CONFIG.py [--num-gpus N] [--resume] [key=val ...]
 
-Same flags as detectron2's `tools/train_net.py`, plus `--register-coco NAME JSON IMAGE_DIR`;
-see `noisy_mask.engine.trainer`.
+Same flags as detectron2's `tools/train_net.py`, plus `--register-coco NAME JSON IMAGE_DIR`. A
+`.py` config is a LazyConfig, trained as by detectron2's `tools/lazyconfig_train_net.py`
+(`noisy_mask.engine.lazy`); any other is a YAML config (`noisy_mask.engine.trainer`).
 """
+
+from pathlib import Path
+from typing import Optional, Sequence
+
 from detectron2.engine import launch
 
-from .engine.trainer import argument_parser, main
+from .engine import lazy, trainer
 
 
-def cli(argv=None):
-    args = argument_parser().parse_args(argv)
+def main(args):
+    """Train or evaluate in this process (launch starts one per GPU, or CPU process)."""
+    if Path(args.config_file).suffix == ".py":
+        return lazy.main(args)
+    return trainer.main(args)
+
+
+def cli(argv: Optional[Sequence[str]] = None):
+    args = trainer.argument_parser().parse_args(argv)
     print("Command Line Args:", args)
     return launch(
         main,

@@ -70,6 +70,13 @@ class Trainer(DefaultTrainer):
         return CleanMaskEvaluator(dataset_name, output_folder)
 
 
+def share_cpu_cores(device: str, num_processes: int) -> None:
+    """Give each of the `num_processes` CPU processes of this machine its share of the cores."""
+    if device == "cpu" and num_processes > 1:
+        # Without this each process would start one thread per core.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // num_processes))
+
+
 def setup(args):
     cfg = get_cfg()
     add_noisy_mask_config(cfg)
@@ -82,9 +89,7 @@ def setup(args):
     check_noisy_mask_config(cfg)
     cfg.freeze()
     default_setup(cfg, args)
-    if cfg.MODEL.DEVICE == "cpu" and args.num_gpus > 1:
-        # N processes share the cores: without this each would start one thread per core.
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.num_gpus))
+    share_cpu_cores(cfg.MODEL.DEVICE, args.num_gpus)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="noisy_mask")
     register_coco_datasets(cfg.DATASETS.REGISTER_COCO)
     check_registered_datasets(cfg)  # before any model is built: a bad json fails in seconds
