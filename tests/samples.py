@@ -23,6 +23,10 @@ SIDE = 20  # of the squares of `square_annotation`
 SQUARE = [10, 10, 30, 10, 30, 30, 10, 30]
 
 
+# ---------------------------------------------------------------------------------------------
+# Masks and their RLEs.
+
+
 def square(height: int, width: int, top: int, left: int, side: int) -> np.ndarray:
     """(height, width) bool mask, True on `side` rows from `top` and `side` columns from `left`."""
     mask = np.zeros((height, width), dtype=bool)
@@ -55,6 +59,10 @@ def uncompressed_rle(mask: np.ndarray) -> Dict[str, Any]:
     edges = np.concatenate([[0], np.flatnonzero(np.diff(flat)) + 1, [flat.size]])
     counts = np.diff(edges).tolist()
     return {"size": list(mask.shape), "counts": counts if flat[0] == 0 else [0] + counts}
+
+
+# ---------------------------------------------------------------------------------------------
+# COCO dicts and files.
 
 
 def square_annotation(
@@ -227,6 +235,10 @@ def write_dataset(root: Path, data: Any, name: str = "instances.json") -> Tuple[
     return json_path, image_dir
 
 
+# ---------------------------------------------------------------------------------------------
+# Results, evaluations and run folders.
+
+
 def square_result(
     image_id: int, x0: int, y0: int, score: float = 0.9, category_id: int = 1, size: int = 64
 ) -> Dict[str, Any]:
@@ -321,6 +333,10 @@ def write_plot_run(
     return write_run_folder(run_dir, dataset, evaluations=evaluations, metrics_rows=rows)
 
 
+# ---------------------------------------------------------------------------------------------
+# Pictures.
+
+
 def png_size(path: Path) -> Tuple[int, int]:
     """(width, height) from the PNG's IHDR chunk: bytes 16-24 after the 8-byte signature."""
     data = path.read_bytes()
@@ -340,6 +356,10 @@ def png_pixels(path: Path) -> np.ndarray:
     pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     assert pixels.shape[2] == 4 and np.all(pixels[..., 3] == 255)
     return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB)
+
+
+# ---------------------------------------------------------------------------------------------
+# What a command or a module imports.
 
 
 def _python(code: str) -> subprocess.Popen:
