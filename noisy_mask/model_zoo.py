@@ -2,8 +2,10 @@
 
     from noisy_mask import model_zoo
     cfg.merge_from_file(model_zoo.get_config_file("COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x_dice.yaml"))
+    lazy = LazyConfig.load(model_zoo.get_config_file("COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x_dice.py"))
 
-`_BASE_` paths inside them are relative, so they resolve from the installed location.
+`_BASE_` paths inside them are relative, so they resolve from the installed location; the lazy
+`.py` configs build on detectron2's own model zoo (`detectron2.model_zoo.get_config`).
 """
 from pathlib import Path
 from typing import List
