@@ -1,0 +1,66 @@
+"""The robustness grid on a user's data: a one-category dataset written as RLE, end to end."""
+import json
+
+import pytest
+
+from noisy_mask.data import generate_shapes_dataset
+
+
+def one_category_rle_copy(paths, out_dir):
+    """The shapes splits with every instance in one category "object" and masks as RLE strings,
+    as many real datasets (cells, nuclei, buildings) come."""
+    from pycocotools import mask as mask_utils
+
+    copies = {}
+    for split in ("train", "val"):
+        coco = json.loads(open(paths[f"{split}_json"]).read())
+        sizes = {image["id"]: (image["height"], image["width"]) for image in coco["images"]}
+        for ann in coco["annotations"]:
+            rle = mask_utils.merge(mask_utils.frPyObjects(ann["segmentation"],
+                                                          *sizes[ann["image_id"]]))
+            ann["segmentation"] = dict(size=rle["size"], counts=rle["counts"].decode())
+            ann["category_id"] = 1
+        coco["categories"] = [dict(id=1, name="object")]
+        copies[split] = out_dir / f"{split}.json"
+        copies[split].write_text(json.dumps(coco))
+    return copies
+
+
+@pytest.mark.slow
+def test_grid_on_a_one_category_rle_dataset_writes_a_verdict_and_resumes(tmp_path, capsys):
+    from noisy_mask.robustness import main
+
+    paths = generate_shapes_dataset(tmp_path / "shapes", num_train=6, num_val=3, seed=4)
+    files = one_category_rle_copy(paths, tmp_path)
+    out = tmp_path / "grid"
+    argv = ["--output", str(out), "--train", str(files["train"]), paths["train_images"],
+            "--val", str(files["val"]), paths["val_images"], "--losses", "bce", "dice",
+            "--levels", "as_is", "mid", "--seeds", "0", "--max-iter", "4", "--jobs", "2",
+            "SOLVER.CHECKPOINT_PERIOD", "2"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "4 runs (4 to train)" in printed and "min per run measured here" in printed
+
+    config = (out / "config.yaml").read_text()
+    assert "NUM_CLASSES: 1" in config and "MASK_FORMAT: bitmask" in config
+    results = json.loads((out / "results.json").read_text())
+    assert results["reference"] == "as_is" and results["start"]["describe"] == "trained from scratch"
+    runs = {(r["level"], r["loss"]) for r in results["records"]}
+    assert runs == {("as_is", "bce"), ("as_is", "dice"), ("mid", "bce"), ("mid", "dice")}
+    assert all({"bbox", "segm", "boundary"} <= set(r["results"]) for r in results["records"])
+    # One seed cannot tell a loss from seed noise, and the verdict says so at both levels.
+    assert [line.split(":")[0] for line in results["verdict"]] == ["- as_is", "- mid"]
+    assert all("cannot tell apart from seed noise" in line for line in results["verdict"])
+    table = (out / "results.md").read_text()
+    assert "Verdict (boundary AP):" in table and "### noise: as_is" in table
+    # The noise presets on one category flip no class.
+    report = json.loads((out / "dataset" / "instances_train_mid_seed0.noise_report.json").read_text())
+    assert report["flipped"] == 0
+    assert (out / "pr_curves_mid.png").stat().st_size > 0
+
+    # A second call trains nothing: every run is finished, and the cost is not measured again.
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/*/eval_results.json")}
+    assert len(stamps) == 4
+    assert main(argv) == 0
+    assert "to train" not in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
