@@ -9,7 +9,9 @@ Noise models, applied to each surviving instance in this order (each can be swit
   2. Douglas-Peucker simplification of the outline (cv2.approxPolyDP, tolerance in px);
   3. Gaussian jitter of every outline vertex (sigma in px);
 and, over the whole file, deletion of a fraction of the instances and a class flip of a fraction
-of the others (to a different category of the file, drawn uniformly).
+of the others (to a different category of the file, drawn uniformly). A file of one category has
+no other category to flip to: the flips are skipped, and the report says so (`flips_skipped`);
+`noise_file` given `flip_fraction` > 0 explicitly (not by a preset) raises an error instead.
 
 `apply_to` says what the outline noise (1-3) changes: "both" the mask and its box (the box and
 area recomputed from the noisy mask; the default), only the "masks" (each keeps its input bbox),
@@ -28,6 +30,15 @@ round_half_up(flip_fraction * N) of the remaining ones (at most all of them). An
 noise would leave empty keeps its original mask (so the deletion count stays exact) and is counted
 as `kept_original` in the report.
 
+Report: the counts and IoU statistics above, and `per_instance`, one record per input annotation
+in id order, for scoring an annotation audit against the truth:
+    {"id": 17, "image_id": 4, "category_id": 2, "action": "flipped", "new_category_id": 3,
+     "mask_iou": 0.8123, "kept_original": false}
+action: "kept", "deleted" (absent from the output) or "flipped" (given new_category_id; its mask
+is noisy all the same); mask_iou: IoU of the written vs the clean mask (6 decimals; null when
+deleted or when the clean mask is empty); kept_original: the noise would have emptied the mask,
+so the clean one was written (mask_iou 1).
+
 Outputs: polygons in -> polygons out (outer outlines only, as COCO polygons have no holes; vertices
 clipped to the image and rounded to 0.01 px); RLE in -> RLE out of the same kind (compressed or
 uncompressed counts), holes kept. Randomness comes from numpy Generators seeded with
@@ -36,6 +47,7 @@ their order, and the same seed gives the same bytes.
 """
 
 import dataclasses
+import json
 import math
 import multiprocessing
 import os
@@ -49,7 +61,8 @@ from tqdm import tqdm
 
 from ..coco.io import AnnotationError, PathArg, check_coco, load_json
 from ..coco.values import is_int
-from ..utils.atomic import write_json_atomic
+from ..utils.atomic import write_json_atomic, write_text_atomic
+from .matching import DELETED, FLIPPED, KEPT
 from .models import noise_instance
 from .params import NoiseParams, make_params
 
@@ -154,13 +167,16 @@ def add_mask_noise(
     progress: bool = False,
     workers: int = 1,
     name: str = "annotations",
+    require_flips: bool = False,
 ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Noisy copy of a COCO instances dict (the input is not modified), and a report of the noise.
 
     Deleted and flipped instances are drawn with np.random.default_rng([seed, 1]) from the sorted
     annotation ids; each instance's geometry uses default_rng([seed, 0, ann_id]) and its new class
     default_rng([seed, 2, ann_id]), so the result is the same for any number of `workers`
-    (processes). Raises AnnotationError naming `name` on bad input, before any noise.
+    (processes). With fewer than 2 categories the flips are skipped (report: `flips_skipped`),
+    or, with `require_flips`, an error. Raises AnnotationError naming `name` on bad input, before
+    any noise.
     """
     params.check()
     if not is_int(seed) or seed < 0:
@@ -170,6 +186,7 @@ def add_mask_noise(
     category_ids = sorted({category["id"] for category in coco["categories"]})
     annotations = coco["annotations"]
     n = len(annotations)
+    flips_skipped = _flips_skipped(params, category_ids, name, require_flips)
 
     selection = np.random.default_rng([seed, _SELECTION_STREAM])
     ids = sorted(ann["id"] for ann in annotations)
@@ -177,8 +194,8 @@ def add_mask_noise(
     deleted = set(selection.choice(ids, size=n_delete, replace=False).tolist()) if n else set()
     survivors = [i for i in ids if i not in deleted]
     n_flip = min(round_half_up_count(params.flip_fraction, n), len(survivors))
-    if n_flip and len(category_ids) < 2:
-        raise ValueError("class flips need at least 2 categories; set flip_fraction to 0")
+    if flips_skipped:
+        n_flip = 0
     flipped = (
         set(selection.choice(survivors, size=n_flip, replace=False).tolist()) if n_flip else set()
     )
@@ -186,6 +203,11 @@ def add_mask_noise(
     kept = [ann for ann in annotations if ann["id"] not in deleted]
     jobs = [(a["segmentation"], *images[a["image_id"]], a["id"]) for a in kept]
     noisy_annotations, instance_stats, flips = [], [], {}
+    records = {
+        ann["id"]: _instance_record(ann, DELETED, None, None, False)
+        for ann in annotations
+        if ann["id"] in deleted
+    }
     for ann, result in zip(kept, _run_jobs(jobs, params, seed, workers, progress)):
         new = dict(ann)
         segmentation, bbox, area, stats = result
@@ -203,10 +225,56 @@ def add_mask_noise(
             flips[ann["id"]] = [ann["category_id"], new["category_id"]]
         noisy_annotations.append(new)
         instance_stats.append(stats)
+        action = FLIPPED if ann["id"] in flipped else KEPT
+        records[ann["id"]] = _instance_record(
+            ann, action, new["category_id"], stats["iou"], stats["kept_original"]
+        )
 
     noisy = dict(coco)
     noisy["annotations"] = noisy_annotations
-    return noisy, _report(params, seed, n, sorted(deleted), flips, instance_stats)
+    report = _report(params, seed, n, sorted(deleted), flips, instance_stats)
+    report["flips_skipped"] = flips_skipped
+    report["per_instance"] = [records[i] for i in ids]
+    return noisy, report
+
+
+def _flips_skipped(
+    params: NoiseParams, category_ids: List[int], name: str, require_flips: bool
+) -> Optional[str]:
+    """Why the class flips are skipped ("one category", "no category"), or None when they are not
+    (flip_fraction 0, or at least 2 categories to flip between). With `require_flips` a skip is an
+    AnnotationError naming `name` and the option."""
+    if params.flip_fraction == 0 or len(category_ids) >= 2:
+        return None
+    reason = "one category" if category_ids else "no category"
+    if require_flips:
+        have = f"one category (id {category_ids[0]})" if category_ids else "no category"
+        raise AnnotationError(
+            f"flip_fraction {params.flip_fraction} (--flip-fraction) asks for class flips, but "
+            f"the file has {have}: there is no other category to flip to. Set it to 0, or leave "
+            "it unset (the presets skip the flips on a file of one category)",
+            name,
+        )
+    return reason
+
+
+def _instance_record(
+    ann: Dict[str, Any],
+    action: str,
+    new_category_id: Optional[int],
+    iou: Optional[float],
+    kept_original: bool,
+) -> Dict[str, Any]:
+    """One entry of the report's `per_instance` (see the module docstring)."""
+    return {
+        "id": ann["id"],
+        "image_id": ann["image_id"],
+        "category_id": ann["category_id"],
+        "action": action,
+        "new_category_id": new_category_id,
+        "mask_iou": None if iou is None or math.isnan(iou) else round(float(iou), 6),
+        "kept_original": bool(kept_original),
+    }
 
 
 def _report(
@@ -257,9 +325,11 @@ def format_report(report: Dict[str, Any]) -> str:
     apply_to = report["params"].get("apply_to", "both")
     if apply_to != "both":
         iou_text += f"; outline noise on the {apply_to} only"
+    skipped = report.get("flips_skipped")
+    flipped = f"{report['flipped']} flipped" + (f" (flips skipped: {skipped})" if skipped else "")
     return (
-        f"{report['instances']} instances: {report['deleted']} deleted, {report['flipped']} "
-        f"flipped, {report['kept_original']} kept original (noise would empty them); {iou_text}; "
+        f"{report['instances']} instances: {report['deleted']} deleted, {flipped}, "
+        f"{report['kept_original']} kept original (noise would empty them); {iou_text}; "
         f"seed {report['seed']}"
     )
 
@@ -288,8 +358,10 @@ def noise_file(
     """Write a noisy copy of a COCO file and its report next to it; return the report.
 
     `overrides` are NoiseParams fields replacing the preset's (None = keep); `workers` processes
-    share the instances (same result for any number). Raises AnnotationError (message starting
-    with the input path; FileNotFoundError for a missing one) and writes nothing on bad input.
+    share the instances (same result for any number). On a file of one category, a preset's flips
+    are skipped (the report says so) but an explicit `flip_fraction` > 0 is an error. Raises
+    AnnotationError (message starting with the input path; FileNotFoundError for a missing one)
+    and writes nothing on bad input. The report is json, one `per_instance` record a line.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     params = make_params(preset, **overrides)
@@ -298,10 +370,27 @@ def noise_file(
     if not output_path.parent.is_dir():
         raise ValueError(f"{output_path}: the output folder does not exist")
     coco = load_json(input_path)
+    explicit_flips = (overrides.get("flip_fraction") or 0) > 0
     noisy, report = add_mask_noise(
-        coco, params, seed, progress=progress, workers=workers, name=os.fspath(input_path)
+        coco,
+        params,
+        seed,
+        progress=progress,
+        workers=workers,
+        name=os.fspath(input_path),
+        require_flips=explicit_flips,
     )
     report = {"input": str(input_path), "output": str(output_path), "preset": preset, **report}
     write_json_atomic(output_path, noisy, indent=None, separators=(",", ":"))
-    write_json_atomic(report_path(output_path), report, indent=2)
+    write_text_atomic(report_path(output_path), report_text(report))
     return report
+
+
+def report_text(report: Dict[str, Any]) -> str:
+    """The report as json indented by 2, but each `per_instance` record on one line (one line per
+    instance, not nine: the report of a COCO-sized file stays readable and small)."""
+    head = {k: v for k, v in report.items() if k != "per_instance"}
+    text = json.dumps(head, indent=2)[: -len("\n}")]
+    records = ",\n".join("    " + json.dumps(r) for r in report.get("per_instance", []))
+    body = f"[\n{records}\n  ]" if records else "[]"
+    return f'{text},\n  "per_instance": {body}\n}}\n'

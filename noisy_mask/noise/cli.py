@@ -2,8 +2,9 @@
 
     python -m noisy_mask.noise --input IN.json --output OUT.json --preset mid --seed 0
 
-writes OUT.json and OUT.noise_report.json (see `noise.apply`), prints a one-line summary, and
-exits with status 2 on bad input, with nothing written.
+writes OUT.json and OUT.noise_report.json (see `noise.apply`: the counts, the mask IoU and what was
+done to each instance), prints a one-line summary, and exits with status 2 on bad input, with
+nothing written.
 """
 
 import argparse
@@ -26,7 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
         "kernel radius becomes min(max(1, round((k * s - 1) / 2)), max(1, floor(c))), so the "
         "kernel stays odd and >= 3. An instance the noise would empty keeps its original mask "
         "(counted as kept_original). Deletion and flips take round_half_up(fraction * N) "
-        "instances. Exit status 2 on bad input, with nothing written.",
+        "instances; on a file of one category the presets skip the flips (the report says so) "
+        "and an explicit --flip-fraction above 0 is an error. OUT.noise_report.json lists what "
+        "was done to each instance (per_instance). Exit status 2 on bad input, with nothing "
+        "written.",
     )
     parser.add_argument("--input", required=True, help="COCO instances json to read (unchanged)")
     parser.add_argument("--output", required=True, help="COCO instances json to write")
@@ -40,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--kernel", type=int, help="dilation/erosion square side, odd >= 3 at 640 px; 0 = off"
     )
     parser.add_argument("--delete-fraction", type=float, help="fraction of instances deleted")
-    parser.add_argument("--flip-fraction", type=float, help="fraction given another class")
+    parser.add_argument(
+        "--flip-fraction", type=float, help="fraction given another class (needs 2 categories)"
+    )
     parser.add_argument(
         "--apply-to",
         choices=APPLY_TO,

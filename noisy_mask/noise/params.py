@@ -1,10 +1,11 @@
 """The options of the mask noise, and the presets easy, mid and hard.
 
 Presets use the sizes of the COCO-N benchmark (Grad, Kimhi et al., 2024): tolerance 5/10/15 px,
-sigma 2/3/4 px, kernel 3/5/7 for easy/mid/hard, with 5% deletion and 5% class flips. COCO-N draws
-one of its boundary models for a random part of the instances; here every model applies to every
-instance, so a preset is harsher than the COCO-N level of the same name. Sizes are for a 640 px
-image; `noise.models.instance_sizes` scales them to each instance.
+sigma 2/3/4 px, kernel 3/5/7 for easy/mid/hard, with 5% deletion and 5% class flips (skipped on a
+file of one category, which has no other class to flip to). COCO-N draws one of its boundary
+models for a random part of the instances; here every model applies to every instance, so a
+preset is harsher than the COCO-N level of the same name. Sizes are for a 640 px image;
+`noise.models.instance_sizes` scales them to each instance.
 """
 
 import dataclasses
