@@ -136,16 +136,34 @@ def validate_dataset(
     Raises:
         FileNotFoundError: `annotations_path` is not a file or `image_dir` is not a folder.
     """
+    data, problem = read_annotation_file(annotations_path)
+    if image_dir is not None and not Path(image_dir).is_dir():
+        raise FileNotFoundError(f"{image_dir}: no such image folder")
+    if problem is not None:
+        return Validation([problem], 0, 0)
+    return validate_data(data, Path(annotations_path).name, image_dir, workers)
+
+
+def read_annotation_file(annotations_path: PathArg) -> Tuple[Any, Optional[Problem]]:
+    """(the parsed json, None), or (None, the problem `NAME: not valid JSON: ...`) of a file.
+
+    Raises:
+        FileNotFoundError: `annotations_path` is not a file.
+    """
     path = Path(annotations_path)
     if not path.is_file():
         raise FileNotFoundError(f"{annotations_path}: no such annotation file")
-    if image_dir is not None and not Path(image_dir).is_dir():
-        raise FileNotFoundError(f"{image_dir}: no such image folder")
     try:
-        data = parse_json(path.read_bytes())
+        return parse_json(path.read_bytes()), None
     except ValueError as e:
-        return Validation([Problem(path.name, None, None, str(e))], 0, 0)
-    problems = coco_problems(data, path.name)
+        return None, Problem(path.name, None, None, str(e))
+
+
+def validate_data(
+    data: Any, name: str, image_dir: Optional[PathArg] = None, workers: Optional[int] = None
+) -> Validation:
+    """`validate_dataset` of a json already parsed, `data`; `name` (the file) names its problems."""
+    problems = coco_problems(data, name)
     if image_dir is not None and isinstance(data, dict) and isinstance(data.get("images"), list):
         problems.extend(_check_image_files(Path(image_dir), _image_files(data["images"]), workers))
     images, annotations = (data.get(k) if isinstance(data, dict) else None for k in SECTIONS[:2])
