@@ -4,6 +4,7 @@ import math
 from typing import Dict, Mapping, Tuple
 
 from .data.checks import add_dataset_checks_config
+from .evaluation.boundary import DILATION_RATIO
 from .losses.table import LOSSES, ConfigKey, LossEntry, loss_terms, uses_image_colors
 
 # Heads of this package: the only ones that read MODEL.ROI_MASK_HEAD.LOSS and its options.
@@ -51,6 +52,9 @@ def add_noisy_mask_config(cfg) -> None:
     # COCO-format datasets to register by name: a list of [name, annotation_json, image_root].
     cfg.DATASETS.REGISTER_COCO = []
     add_dataset_checks_config(cfg)  # DATASETS.VALIDATE, VALIDATE_IMAGES, SKIP_DEGENERATE_...
+    # Boundary AP's band (Boundary IoU) as a fraction of the image diagonal, in (0, 1]; 0.02 is the
+    # metric's authors'. Thin objects need less: the evaluation warns and suggests a value.
+    cfg.TEST.BOUNDARY_DILATION_RATIO = DILATION_RATIO
 
 
 def _checked_option(cfg, key: str) -> float:
@@ -116,8 +120,25 @@ def mask_loss_from_config(cfg) -> Tuple[str, Dict[str, float], float]:
     return "+".join(terms), options, loss_weight
 
 
+def boundary_dilation_ratio(cfg) -> float:
+    """TEST.BOUNDARY_DILATION_RATIO, checked: a number in (0, 1]."""
+    key = "TEST.BOUNDARY_DILATION_RATIO"
+    if "BOUNDARY_DILATION_RATIO" not in cfg.TEST:
+        raise KeyError(f"{key} is missing: call add_noisy_mask_config(cfg) first")
+    value = cfg.TEST.BOUNDARY_DILATION_RATIO
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"{key} must be a number, got {value!r}")
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise ValueError(
+            f"{key} = {value!r} is out of range: it must be in (0, 1], a fraction of the image "
+            f"diagonal ({DILATION_RATIO} by default)"
+        )
+    return float(value)
+
+
 def check_noisy_mask_config(cfg) -> None:
-    """Fail before any model is built if the loss settings are invalid or would be ignored."""
+    """Fail before any model is built if the loss or evaluation settings are invalid or would be
+    ignored."""
     name, _, weight = mask_loss_from_config(cfg)
     for key in OPTIONS:
         _checked_option(cfg, key)
@@ -135,3 +156,4 @@ def check_noisy_mask_config(cfg) -> None:
             f"{', '.join(COLOR_ROI_HEADS)} give the mask head, but MODEL.ROI_HEADS.NAME is "
             f"{roi_heads!r}: set MODEL.ROI_HEADS.NAME to {COLOR_ROI_HEADS[0]!r}"
         )
+    boundary_dilation_ratio(cfg)

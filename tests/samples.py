@@ -334,6 +334,70 @@ def write_plot_run(
 
 
 # ---------------------------------------------------------------------------------------------
+# Thin rods and round blobs, against Boundary IoU's band.
+
+ROD_IMAGE = 320  # px, the side of the images of `rods_coco`: diagonal 452.55 px
+ROD_WIDTH, ROD_LENGTH = 17, 100  # px
+
+
+def rod(x0: int, y0: int, shift: int = 0, size: int = ROD_IMAGE) -> np.ndarray:
+    """(size, size) bool mask of a vertical ROD_WIDTH x ROD_LENGTH rod at (x0 + shift, y0)."""
+    mask = np.zeros((size, size), dtype=bool)
+    mask[y0 : y0 + ROD_LENGTH, x0 + shift : x0 + shift + ROD_WIDTH] = True
+    return mask
+
+
+def disc(cx: int, cy: int, radius: int, size: int = ROD_IMAGE) -> np.ndarray:
+    """(size, size) bool mask of the pixels whose centre is within `radius` of (cx, cy)."""
+    y, x = np.mgrid[:size, :size] + 0.5
+    return (x - cx) ** 2 + (y - cy) ** 2 <= radius**2
+
+
+def masks_coco(masks_per_image: List[List[np.ndarray]]) -> Dict[str, Any]:
+    """A COCO instances dict of one category ("rod"): image i + 1 holds the masks of
+    masks_per_image[i] as compressed RLEs, annotation ids 1, 2, ... in that order."""
+    images, annotations = [], []
+    for index, masks in enumerate(masks_per_image):
+        height, width = masks[0].shape
+        images.append(
+            {"id": index + 1, "height": height, "width": width, "file_name": f"{index + 1}.png"}
+        )
+        for mask in masks:
+            encoded = pycocotools_rle(mask)
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": index + 1,
+                    "category_id": 1,
+                    "segmentation": rle(mask),
+                    "area": float(mask.sum()),
+                    "bbox": mask_utils.toBbox(encoded).tolist(),
+                    "iscrowd": 0,
+                }
+            )
+    return {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "rod"}]}
+
+
+def rods_coco(num_images: int = 2) -> Dict[str, Any]:
+    """`masks_coco` of three rods (ROD_WIDTH px wide) on each of `num_images` ROD_IMAGE px images,
+    at x = 40, 140, 240, y = 100."""
+    return masks_coco([[rod(x0, 100) for x0 in (40, 140, 240)] for _ in range(num_images)])
+
+
+def rod_results(gt: Dict[str, Any], shift: int) -> List[Dict[str, Any]]:
+    """One result per rod of `rods_coco`: the rod moved `shift` px right, score 0.9."""
+    return [
+        {
+            "image_id": ann["image_id"],
+            "category_id": 1,
+            "segmentation": rle(rod(x0, 100, shift)),
+            "score": 0.9,
+        }
+        for ann, x0 in zip(gt["annotations"], [40, 140, 240] * len(gt["images"]))
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
 # Pictures.
 
 

@@ -137,3 +137,28 @@ def test_a_config_key_given_to_two_options_is_rejected():
         _numeric_keys(twice)
     with pytest.raises(ValueError, match=r"ROI_MASK_HEAD.LOSS_WEIGHT \(option 'eps' .* already"):
         _numeric_keys({"dice": LossEntry(soft_dice_loss, {"eps": eps_key("LOSS_WEIGHT")})})
+
+
+def test_boundary_dilation_ratio_default_and_range():
+    cfg = noisy_cfg()
+    # the metric authors' value, the default of the evaluation functions too
+    assert cfg.TEST.BOUNDARY_DILATION_RATIO == 0.02
+    check_noisy_mask_config(cfg)
+    cfg.TEST.BOUNDARY_DILATION_RATIO = 1  # the whole diagonal: the upper end
+    check_noisy_mask_config(cfg)
+    for value in (0.0, -0.01, 1.5, float("nan"), float("inf")):
+        cfg.TEST.BOUNDARY_DILATION_RATIO = value
+        with pytest.raises(ValueError) as error:
+            check_noisy_mask_config(cfg)
+        assert str(error.value) == (
+            f"TEST.BOUNDARY_DILATION_RATIO = {value!r} is out of range: it must be in (0, 1], a "
+            "fraction of the image diagonal (0.02 by default)"
+        )
+    for value in ("0.01", True, None):
+        cfg.TEST.BOUNDARY_DILATION_RATIO = value
+        with pytest.raises(ValueError, match=r"^TEST.BOUNDARY_DILATION_RATIO must be a number"):
+            check_noisy_mask_config(cfg)
+    from noisy_mask.config import boundary_dilation_ratio
+
+    with pytest.raises(KeyError, match="TEST.BOUNDARY_DILATION_RATIO is missing: call add_noisy"):
+        boundary_dilation_ratio(get_cfg())  # without add_noisy_mask_config

@@ -66,8 +66,10 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        # Boundary AP's band: TEST.BOUNDARY_DILATION_RATIO, checked by check_noisy_mask_config.
         output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
-        return CleanMaskEvaluator(dataset_name, output_folder)
+        ratio = cfg.TEST.BOUNDARY_DILATION_RATIO
+        return CleanMaskEvaluator(dataset_name, output_folder, boundary_dilation_ratio=ratio)
 
 
 def share_cpu_cores(device: str, num_processes: int) -> None:

@@ -19,6 +19,7 @@ from detectron2.utils.events import get_event_storage
 
 from ..utils.atomic import atomic_write
 from ..utils.run_folders import DETECTIONS_FILE
+from .boundary import DILATION_RATIO
 from .coco_eval import IOU_TYPES, evaluate_coco_json, load_coco_gt
 from .pr_data import save_pr_data
 
@@ -39,8 +40,11 @@ class CleanMaskEvaluator(DatasetEvaluator):
     Like detectron2's COCOEvaluator: predictions become COCO json with `instances_to_coco_json`,
     are gathered on the main process, written to `output_dir/coco_instances_results.json`, and
     `evaluate()` returns {"bbox": {...}, "segm": {...}, "boundary": {...}} on the 0-100 scale
-    (other processes return {}). The precision/recall data of each evaluation is written to
-    `output_dir` (see `save_pr_data`).
+    (other processes return {}); the "boundary" table also holds the "dilation_ratio" it was
+    computed with (train_net: TEST.BOUNDARY_DILATION_RATIO), so that eval_results.json and
+    metrics.json record it. The precision/recall data of each evaluation is written to
+    `output_dir` (see `save_pr_data`), with the ratio and how the band compares with the
+    instances' thickness (`evaluation.boundary`).
     """
 
     def __init__(
@@ -50,7 +54,7 @@ class CleanMaskEvaluator(DatasetEvaluator):
         distributed: bool = True,
         *,
         iou_types: Optional[Sequence[str]] = None,
-        boundary_dilation_ratio: float = 0.02,
+        boundary_dilation_ratio: float = DILATION_RATIO,
         workers: Optional[int] = None,
     ):
         """
@@ -141,6 +145,7 @@ class CleanMaskEvaluator(DatasetEvaluator):
             iou_types,
             boundary_dilation_ratio=self._dilation,
             workers=self._workers,
+            name=str(self._json_file),
         )
         if self._output_dir:
             extra = {
@@ -149,5 +154,10 @@ class CleanMaskEvaluator(DatasetEvaluator):
                 "iteration": _current_iteration(),
                 "boundary_dilation_ratio": self._dilation,
             }
+            if "boundary" in evaluations:
+                extra["boundary_band"] = evaluations["boundary"]["band"]
             save_pr_data(self._output_dir, evaluations, extra)
-        return OrderedDict((t, e["metrics"]) for t, e in evaluations.items())
+        tables = OrderedDict((t, dict(e["metrics"])) for t, e in evaluations.items())
+        if "boundary" in tables:
+            tables["boundary"]["dilation_ratio"] = self._dilation
+        return tables

@@ -12,7 +12,16 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import register_coco_instances
 from detectron2.structures import Boxes, Instances
 from pycocotools import mask as mask_utils
-from samples import SIDE, pycocotools_rle, square, three_category_case
+from samples import (
+    ROD_IMAGE,
+    SIDE,
+    pycocotools_rle,
+    rod,
+    rods_coco,
+    square,
+    three_category_case,
+    write_json,
+)
 
 from noisy_mask.evaluation.evaluator import CleanMaskEvaluator
 from noisy_mask.evaluation.pr_data import load_pr_data
@@ -139,3 +148,62 @@ def test_evaluator_rejects_out_of_range_class(registered_dataset):
     )
     with pytest.raises(ValueError, match="predicted class 3"):
         evaluator.evaluate()
+
+
+# ---------------------------------------------------------------------------------------------
+# TEST.BOUNDARY_DILATION_RATIO, from the config to the evaluation
+
+
+@pytest.fixture
+def registered_rods(tmp_path):
+    """`rods_coco` (one 320 px image, three rods 17 px wide) registered under a fresh name."""
+    gt = rods_coco(num_images=1)
+    json_file = write_json(tmp_path / "rods.json", gt)
+    name = f"noisy_mask_rods_{uuid.uuid4().hex}"
+    register_coco_instances(name, {}, str(json_file), str(tmp_path))
+    yield name, gt
+    DatasetCatalog.remove(name)
+    MetadataCatalog.remove(name)
+
+
+def rod_instances(shift: int) -> Instances:
+    """The three rods of `rods_coco` moved `shift` px right, class 0, score 0.9."""
+    masks = [rod(x0, 100, shift) for x0 in (40, 140, 240)]
+    inst = Instances((ROD_IMAGE, ROD_IMAGE))
+    inst.pred_masks = torch.as_tensor(np.stack(masks))
+    boxes = [[x0 + shift, 100, x0 + shift + 17, 200] for x0 in (40, 140, 240)]
+    inst.pred_boxes = Boxes(torch.tensor(boxes, dtype=torch.float32))
+    inst.scores = torch.full((3,), 0.9)
+    inst.pred_classes = torch.zeros(3, dtype=torch.int64)
+    return inst
+
+
+@pytest.mark.parametrize(
+    "override, boundary_ap", [([], 80.0), (["0.0066"], 10.0), (["0.002"], 0.0)]
+)
+def test_the_config_ratio_reaches_the_evaluation(registered_rods, tmp_path, override, boundary_ap):
+    # Boundary AP of rods moved 1 px, derived in test_boundary.py: 80 at the default 0.02 (a band
+    # of 9 px holds the whole rod), 10 at 0.0066 (3 px), 0 at 0.002 (1 px); mask AP 80 at all.
+    from detectron2.config import get_cfg
+
+    from noisy_mask import add_noisy_mask_config, check_noisy_mask_config
+    from noisy_mask.engine.trainer import Trainer
+
+    name, _ = registered_rods
+    cfg = get_cfg()
+    add_noisy_mask_config(cfg)
+    cfg.merge_from_list(["TEST.BOUNDARY_DILATION_RATIO", *override] if override else [])
+    check_noisy_mask_config(cfg)
+    ratio = float(override[0]) if override else 0.02
+    evaluator = Trainer.build_evaluator(cfg, name, str(tmp_path / "inference"))
+    evaluator.reset()
+    evaluator.process([{"image_id": 1}], [{"instances": rod_instances(1)}])
+    results = evaluator.evaluate()
+    assert results["segm"]["AP"] == pytest.approx(80.0)
+    assert results["boundary"]["AP"] == pytest.approx(boundary_ap)
+    # recorded with the results (eval_results.json, metrics.json) and beside the PR data
+    assert results["boundary"]["dilation_ratio"] == ratio
+    index = load_pr_data(tmp_path / "inference")["index"]
+    assert index["boundary_dilation_ratio"] == ratio
+    assert index["boundary_band"]["dilation_ratio"] == ratio
+    assert index["boundary_band"]["band_px"] == {0.02: 9, 0.0066: 3, 0.002: 1}[ratio]
