@@ -204,7 +204,8 @@ def test_rle_masks_that_polygon_format_never_reads_pass(mine, elsewhere):
 
 @pytest.mark.slow
 def test_train_net_trains_on_registered_data_with_the_shapes_config(mine, tmp_path):
-    # The shapes config lists shapes_train and shapes_val, absent from this working directory.
+    # The shapes config lists shapes_train and shapes_val, absent from this working directory;
+    # the boundary band comes from a KEY VALUE override, as the experiments give it.
     output_dir = tmp_path / "run"
     cmd = [
         sys.executable, "-m", "noisy_mask.train_net", "--config-file", CONFIG,
@@ -214,6 +215,7 @@ def test_train_net_trains_on_registered_data_with_the_shapes_config(mine, tmp_pa
         "OUTPUT_DIR", str(output_dir), "SOLVER.MAX_ITER", "2", "SOLVER.IMS_PER_BATCH", "2",
         "SOLVER.WARMUP_ITERS", "1", "SOLVER.STEPS", "()", "INPUT.MIN_SIZE_TRAIN", "(96,)",
         "INPUT.MIN_SIZE_TEST", "96", "DATALOADER.NUM_WORKERS", "0",
+        "TEST.BOUNDARY_DILATION_RATIO", "0.01",
     ]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1")  # one thread: the CPU is shared
     result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
@@ -221,7 +223,10 @@ def test_train_net_trains_on_registered_data_with_the_shapes_config(mine, tmp_pa
     assert not (tmp_path / "datasets").exists()
     results = json.loads((output_dir / "eval_results.json").read_text())
     assert 0.0 <= results["segm"]["AP"] <= 100.0
+    # the boundary band of the config, recorded with the results: 0.01 * 135.8 (96 px) = 1.36 -> 1
+    assert results["boundary"]["dilation_ratio"] == 0.01
     log = (output_dir / "log.txt").read_text()
+    assert "Evaluation results for boundary: " in log and "; dilation ratio 0.01 (1 px band)" in log
     assert f"DATASETS.REGISTER_COCO 'shapes_train': no annotation file {SHAPES_TRAIN_JSON}" in log
     metrics = [json.loads(line) for line in (output_dir / "metrics.json").read_text().splitlines()]
     assert [m["iteration"] for m in metrics if "loss_mask" in m][-1] == 1
