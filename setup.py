@@ -40,5 +40,5 @@ setup(
         "tqdm",
         "shapely>=2.0",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "selenium"]},
 )

@@ -1,0 +1,152 @@
+"""One audit from end to end: the predictions (a results file, a model, or cross-fitted models),
+the scores, and the files of OUTPUT_DIR:
+
+    audit.json, audit.csv      every annotation ranked by suspicion, and the possibly missing ones
+    audit_suspects.png         the most suspicious annotations
+    audit.html, audit_thumbs/  the page to walk through them all
+    predictions.json           the predictions scored against (with --weights or --folds)
+    folds/                     the cross-fitted runs (with --folds)
+"""
+
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+from ..coco.io import coco_name, read_coco
+from ..evaluation.detections import read_detections
+from ..utils.atomic import write_json_atomic
+from .report import CSV_FILE, JSON_FILE, audit_rows, describe_source, summary, summary_line
+from .report import write_csv, write_json
+from .scores import Audit, AuditOptions, audit_annotations
+
+PREDICTIONS_FILE = "predictions.json"
+# Keys of the annotations the audit does not read: it compares masks, not boxes or areas.
+UNUSED_KEYS = ("bbox", "area")
+
+
+def run_audit(
+    annotations: os.PathLike,
+    image_dir: os.PathLike,
+    output_dir: os.PathLike,
+    *,
+    detections: Optional[os.PathLike] = None,
+    weights: Optional[str] = None,
+    folds: Optional[int] = None,
+    config: Optional[os.PathLike] = None,
+    opts: Sequence[str] = (),
+    max_iter: Optional[int] = None,
+    options: AuditOptions = AuditOptions(),
+    device: str = "cpu",
+    seed: int = 0,
+    jobs: Optional[int] = None,
+    num_pictures: int = 12,
+    html: bool = True,
+    clean: Optional[os.PathLike] = None,
+) -> Dict[str, Any]:
+    """Audit the COCO file `annotations` (images under `image_dir`) against the predictions of
+    exactly one of: a results file `detections`, the model `weights` (with `config`), or `folds`
+    models cross-fitted on the file (`config`: None sizes one from the data, or the built-in
+    shapes config for the built-in data). With `clean`, the file the annotations were made noisy
+    from, the audit is also scored against the truth. Returns {"summary", "line", "truth",
+    "paths"}."""
+    sources = [s for s in (detections, weights, folds) if s is not None]
+    if len(sources) != 1:
+        raise ValueError("give exactly one of detections, weights and folds")
+    options.check()
+    name = coco_name(annotations, "annotations")
+    gt = read_coco(annotations, name, UNUSED_KEYS)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    fold_records = None
+    if detections is not None:
+        predictions_path = Path(detections)
+        source = describe_source(detections=os.fspath(detections))
+    else:
+        from . import predict  # detectron2 and torch: only to make predictions
+
+        config = _config(gt, annotations, image_dir, output_dir, config, weights is not None)
+        if weights is not None:
+            results = predict.predict_images(
+                gt, image_dir, config, weights, opts, device, options.min_score
+            )
+            source = describe_source(weights=os.fspath(weights), config=os.fspath(config))
+        else:
+            from ..experiments.runner import DEFAULT_JOBS
+
+            results, fold_records = predict.cross_fit(
+                gt, annotations, image_dir, output_dir, folds, config, max_iter, opts, seed,
+                jobs or DEFAULT_JOBS, options.min_score,
+            )  # fmt: skip
+            source = describe_source(config=os.fspath(config), folds=fold_records)
+        predictions_path = output_dir / PREDICTIONS_FILE
+        write_json_atomic(predictions_path, results, indent=None)
+    by_image = read_detections(predictions_path, gt, options.min_score)
+    audit = audit_annotations(gt, by_image, options, name)
+    if fold_records is not None:
+        fold_of = {i: r["fold"] for r in fold_records for i in r["predicted_images"]}
+        for item in [*audit.annotations, *audit.missing]:
+            item.fold = fold_of[item.image_id]
+    truth = _truth(audit, gt, clean, name) if clean is not None else None
+    return _write(audit, gt, name, image_dir, output_dir, source, fold_records, truth,
+                  num_pictures, html)  # fmt: skip
+
+
+def _config(gt, annotations, image_dir, output_dir: Path, config, for_weights: bool) -> Path:
+    """The config given; else the built-in shapes config for the built-in data, else (cross-
+    fitting only) a CPU config sized from the data, written to OUTPUT_DIR/config.yaml."""
+    from ..experiments.runner import SHAPES_CONFIG
+    from .predict import is_builtin_shapes
+
+    if config is not None:
+        return Path(config)
+    if is_builtin_shapes(gt):
+        return SHAPES_CONFIG
+    if for_weights:
+        raise ValueError("--weights needs the --config the weights were trained with")
+    from ..experiments.dataset_config import write_dataset_config
+
+    return write_dataset_config(os.fspath(annotations), os.fspath(image_dir),
+                                output_dir / "config.yaml")  # fmt: skip
+
+
+def _truth(audit: Audit, gt, clean, name: str) -> Dict[str, Any]:
+    from .truth import score_against_clean
+
+    clean_name = coco_name(clean, "clean annotations")
+    clean_gt = read_coco(clean, clean_name, UNUSED_KEYS)
+    return score_against_clean(audit, clean_gt, gt, clean_name, name)
+
+
+def _write(audit, gt, name, image_dir, output_dir: Path, source, fold_records, truth,
+           num_pictures: int, html: bool) -> Dict[str, Any]:  # fmt: skip
+    from .pictures import PICTURE_FILE, draw_suspects_grid
+
+    counts = summary(audit)
+    line = summary_line(counts)
+    meta: Dict[str, Any] = {
+        "annotations_file": name,
+        "image_dir": os.fspath(image_dir),
+        "predictions": source,
+    }
+    if fold_records is not None:
+        meta["folds"] = fold_records
+    if truth is not None:
+        meta["truth"] = truth
+    paths = {
+        "json": write_json(output_dir / JSON_FILE, audit, gt, meta),
+        "csv": write_csv(output_dir / CSV_FILE, audit, gt),
+    }
+    title = f"Audit of {Path(name).name}"
+    if num_pictures > 0:
+        picture = draw_suspects_grid(
+            audit, gt, image_dir, output_dir / PICTURE_FILE, num_pictures,
+            title=f"Most suspicious annotations of {Path(name).name}",
+        )  # fmt: skip
+        if picture is not None:
+            paths["picture"] = picture
+    if html:
+        from .html import write_page
+
+        rows = audit_rows(audit, gt)
+        paths["html"] = write_page(output_dir, audit, rows, gt, image_dir, title, line)
+    return {"summary": counts, "line": line, "truth": truth, "paths": paths}

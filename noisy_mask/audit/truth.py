@@ -1,0 +1,100 @@
+"""How well an audit finds the noise, when the clean annotations are known (a noisy copy made by
+`python -m noisy_mask.noise`): each audited annotation paired with its clean one by id
+(`noise.matching`), then
+
+- flip AUROC: the probability that a class-flipped annotation has a higher suspicion than one that
+  kept its class (ties count one half; the Mann-Whitney statistic);
+- IoU rank correlation: Spearman's correlation of the audited mask IoU with the true IoU of the
+  noisy mask against the clean one; and the same for -suspicion.
+
+Both need no scipy: ranks are averaged over ties, Spearman's rho is the Pearson correlation of the
+ranks.
+"""
+
+import math
+from typing import Any, Dict, Mapping, Sequence
+
+import numpy as np
+
+from ..noise.matching import DELETED, FLIPPED, match_noise_dicts
+from .scores import Audit
+
+
+def average_ranks(values: Sequence[float]) -> np.ndarray:
+    """1-based ranks of `values`, ties sharing the mean of their ranks."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values))
+    sorted_values = values[order]
+    start = 0
+    for end in range(1, len(values) + 1):
+        if end == len(values) or sorted_values[end] != sorted_values[start]:
+            ranks[order[start:end]] = (start + end + 1) / 2.0  # mean of start+1 .. end
+            start = end
+    return ranks
+
+
+def auroc(scores: Sequence[float], positive: Sequence[bool]) -> float:
+    """P(score of a positive > score of a negative) + P(tie) / 2; NaN without both kinds."""
+    positive = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        return math.nan
+    ranks = average_ranks(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation; NaN for fewer than 2 pairs or a constant side."""
+    if len(x) < 2:
+        return math.nan
+    rx, ry = average_ranks(x), average_ranks(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denominator = math.sqrt(float((rx * rx).sum() * (ry * ry).sum()))
+    return float((rx * ry).sum() / denominator) if denominator > 0 else math.nan
+
+
+def score_against_clean(
+    audit: Audit,
+    clean: Mapping[str, Any],
+    noisy: Mapping[str, Any],
+    clean_name: str = "clean annotations",
+    noisy_name: str = "annotations",
+) -> Dict[str, Any]:
+    """The audit of `noisy` scored against `clean` (COCO dicts read by `coco.io.read_coco`):
+    counts, flip_auroc, iou_spearman (audited mask IoU vs true IoU) and suspicion_spearman
+    (-suspicion vs true IoU, over the annotations whose true IoU is defined)."""
+    matches = match_noise_dicts(clean, noisy, clean_name, noisy_name, None)
+    truth = {m.ann_id: m for m in matches if m.status != DELETED}
+    audited = [s for s in audit.annotations if s.id in truth]
+    flipped = [truth[s.id].status == FLIPPED for s in audited]
+    with_iou = [s for s in audited if not math.isnan(truth[s.id].iou)]
+    true_iou = [truth[s.id].iou for s in with_iou]
+
+    def rounded(value: float) -> Any:
+        return None if math.isnan(value) else round(value, 4)
+
+    return {
+        "annotations": len(audited),
+        "flipped": int(sum(flipped)),
+        "deleted": sum(m.status == DELETED for m in matches),
+        "flip_auroc": rounded(auroc([s.suspicion for s in audited], flipped)),
+        "iou_spearman": rounded(spearman([s.mask_iou for s in with_iou], true_iou)),
+        "suspicion_spearman": rounded(spearman([-s.suspicion for s in with_iou], true_iou)),
+        "median_true_iou": rounded(float(np.median(true_iou))) if true_iou else None,
+    }
+
+
+def truth_line(scores: Mapping[str, Any]) -> str:
+    """'Against the clean file: flipped classes AUROC 0.97 (41 of 1,200); rank correlation with
+    the true IoU: audited mask IoU 0.62, suspicion 0.58'."""
+
+    def show(value: Any) -> str:
+        return "n/a" if value is None else f"{value:.2f}"
+
+    return (
+        f"Against the clean file: flipped classes AUROC {show(scores['flip_auroc'])} "
+        f"({scores['flipped']:,} of {scores['annotations']:,}); rank correlation with the true "
+        f"IoU: audited mask IoU {show(scores['iou_spearman'])}, suspicion "
+        f"{show(scores['suspicion_spearman'])}"
+    )

@@ -1,0 +1,151 @@
+"""Scores of the audit on hand-made squares: IoUs, class agreement, suspicion, ranks, possibly
+missing instances; and the scores against a known clean file."""
+
+import json
+import math
+
+import pytest
+from audit_cases import hand_case, write_case
+from samples import coco_dict, hand_made_noise, rle, square, square_annotation, square_result
+
+from noisy_mask.audit.scores import AuditOptions, audit_annotations
+from noisy_mask.audit.truth import auroc, average_ranks, score_against_clean, spearman
+from noisy_mask.evaluation.detections import read_detections
+
+
+def audit_of(tmp_path, gt, results, **options):
+    _, _, results_path = write_case(tmp_path, gt, results)
+    opts = AuditOptions(**options)
+    return audit_annotations(gt, read_detections(results_path, gt, opts.min_score), opts)
+
+
+def test_hand_made_case_scores_and_ranks(tmp_path):
+    gt, results = hand_case()
+    audit = audit_of(tmp_path, gt, results)
+    by_id = {s.id: s for s in audit.annotations}
+
+    # Annotation 1: columns 10..29 against 14..33, rows 10..29: |A & P| = 16 x 20 = 320,
+    # |A | P| = 400 + 400 - 320 = 480, mask IoU 2/3. Boundary: d = round(0.02 x 64 sqrt 2 = 1.81)
+    # = 2 px, so each band is the square minus its 16 x 16 inside, 400 - 256 = 144 px. The bands
+    # share rows 10-11 and 28-29 over columns 14..29 (4 x 16 = 64 px) and nothing in rows
+    # 12..27 (columns 10, 11, 28, 29 against 14, 15, 32, 33): 64 / (288 - 64) = 2/7.
+    one = by_id[1]
+    assert one.mask_iou == pytest.approx(2 / 3)
+    assert one.boundary_iou == pytest.approx(2 / 7)
+    assert (one.pred_category_id, one.pred_score, one.class_agrees) == (1, 0.9, True)
+    assert (one.same_class_score, one.other_class_score) == (0.9, 0.0)
+    assert one.suspicion == pytest.approx(1 / 3)  # 1 - 2/3 x (1 - 0)
+
+    # Annotation 2: the star and the circle both cover it exactly (IoU 1); the tie goes to the
+    # higher score, the star 0.8. The model prefers star 0.8 to circle 0.2: doubt 0.6,
+    # suspicion 1 - 1 x (1 - 0.6) = 0.6.
+    two = by_id[2]
+    assert (two.pred_category_id, two.pred_score, two.mask_iou, two.boundary_iou) == (2, 0.8, 1, 1)
+    assert (two.same_class_score, two.other_class_score, two.other_category_id) == (0.2, 0.8, 2)
+    assert two.class_agrees is False
+    assert two.suspicion == pytest.approx(0.6)
+
+    # Annotation 3: its only prediction has score 0.01 < min_score 0.05: no match, suspicion 1.
+    three = by_id[3]
+    assert (three.matched, three.mask_iou, three.suspicion, three.pred_category_id) == (
+        False, 0.0, 1.0, None,
+    )  # fmt: skip
+    assert three.class_agrees is None
+
+    # Annotation 4: predicted exactly with its class: suspicion 0.
+    four = by_id[4]
+    assert (four.mask_iou, four.boundary_iou, four.class_agrees, four.suspicion) == (1, 1, True, 0)
+
+    assert [(s.rank, s.id) for s in audit.annotations] == [(1, 3), (2, 2), (3, 1), (4, 4)]
+
+    # The star at 10..29 x 40..59 overlaps no annotation; the circle 2 px right of it (IoU
+    # 18 x 20 / (800 - 360) = 0.82 with it) is the same object; the circle of 0.3 is not confident.
+    assert len(audit.missing) == 1
+    missing = audit.missing[0]
+    assert (missing.rank, missing.image_id, missing.pred_category_id, missing.pred_score) == (
+        1, 2, 2, 0.7,
+    )  # fmt: skip
+    assert (missing.max_iou, missing.bbox, missing.area) == (0.0, [10, 40, 20, 20], 400)
+
+
+def test_options_change_what_counts(tmp_path):
+    gt, results = hand_case()
+    # min_score 0.005 lets the 0.01 prediction match annotation 3 (IoU 1, its own class).
+    audit = audit_of(tmp_path, gt, results, min_score=0.005)
+    three = next(s for s in audit.annotations if s.id == 3)
+    assert (three.matched, three.suspicion, three.pred_score) == (True, 0.0, 0.01)
+    # match_iou 0.7 leaves annotation 1 (IoU 2/3) without a match, and its prediction (0.9)
+    # without an annotation; missing_score 0.65 keeps the star of 0.7, not the circle of 0.6.
+    audit = audit_of(tmp_path, gt, results, match_iou=0.7, missing_score=0.65)
+    one = next(s for s in audit.annotations if s.id == 1)
+    assert (one.matched, one.suspicion, one.class_agrees) == (False, 1.0, None)
+    assert one.mask_iou == pytest.approx(2 / 3)  # the best match is still reported
+    missing = [(m.image_id, m.pred_category_id, m.pred_score) for m in audit.missing]
+    assert missing == [(1, 1, 0.9), (2, 2, 0.7)]
+    assert audit.missing[0].max_iou == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="match_iou must be in"):
+        AuditOptions(match_iou=1.5).check()
+
+
+def test_neighbours_crowd_regions_and_empty_masks(tmp_path):
+    """A neighbour's prediction is not the object's; a crowd region covers a prediction; an
+    annotation with an empty mask is unmatched."""
+    gt = coco_dict(
+        [
+            square_annotation(1, 1, 10, 10, category_id=1),
+            {**square_annotation(2, 1, 36, 36, category_id=1), "iscrowd": 1},
+            {"id": 3, "image_id": 1, "category_id": 2, "iscrowd": 0, "bbox": [0, 0, 0, 0],
+             "area": 0, "segmentation": rle(square(64, 64, 0, 0, 0))},
+        ],
+        categories=((1, "circle"), (2, "star")),
+    )  # fmt: skip
+    results = [
+        square_result(1, 10, 10, 0.9, category_id=1),
+        # a star to the right overlapping annotation 1 by 4 columns: IoU 80 / 720 = 0.11, over
+        # match_iou but under 0.5 x the best match's IoU of 1: not a guess at this object
+        square_result(1, 26, 10, 0.95, category_id=2),
+        # a star inside the crowd region (rows and columns 36..55): covered, not missing
+        square_result(1, 38, 38, 0.9, category_id=2),
+    ]
+    audit = audit_of(tmp_path, gt, results)
+    assert audit.crowd == 1 and len(audit.annotations) == 2
+    one = next(s for s in audit.annotations if s.id == 1)
+    assert (one.class_agrees, one.other_class_score, one.suspicion) == (True, 0.0, 0.0)
+    empty = next(s for s in audit.annotations if s.id == 3)
+    assert (empty.matched, empty.suspicion, empty.rank) == (False, 1.0, 1)
+    # the star at 26..45 overlaps annotation 1 (IoU 0.11 >= match_iou): not missing either
+    assert audit.missing == []
+
+
+def test_ranks_auroc_and_spearman_by_hand():
+    assert average_ranks([0.3, 0.1, 0.3, 0.2]).tolist() == [3.5, 1, 3.5, 2]
+    # positives 0.9 and 0.3 against negatives 0.8 and 0.1: 3 of the 4 pairs ordered right
+    assert auroc([0.9, 0.8, 0.3, 0.1], [True, False, True, False]) == 0.75
+    assert auroc([0.5, 0.5], [True, False]) == 0.5  # a tie counts one half
+    assert math.isnan(auroc([0.5, 0.4], [True, True]))
+    assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1)
+    # ranks (1, 2.5, 2.5, 4) and (1, 2, 3, 4), centred: (-1.5, 0, 0, 1.5) . (-1.5, -.5, .5, 1.5)
+    # = 4.5, over sqrt(4.5 x 5)
+    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / math.sqrt(22.5))
+
+
+def test_scores_against_the_clean_file(tmp_path):
+    """hand_made_noise: annotation 1 moved 5 px (true IoU 15 x 20 / (800 - 300) = 0.6), 2 deleted,
+    3 flipped from star to circle. The model finds the clean squares: annotation 1's audited IoU
+    is the true one, 0.6; annotation 3 is predicted as the star it was (0.9): doubt 0.9,
+    suspicion 1 - 1 x 0.1 = 0.9, above annotation 1's 0.4. The suspicion ranks the flip first,
+    though its outline is the better one: its rank correlation with the true IoU is -1 here."""
+    clean, noisy = hand_made_noise()
+    results = [
+        square_result(1, 10, 10, 0.9, category_id=1),
+        square_result(1, 40, 40, 0.9, category_id=2),
+    ]
+    audit = audit_of(tmp_path, noisy, results)
+    by_id = {s.id: s for s in audit.annotations}
+    assert by_id[1].mask_iou == pytest.approx(0.6) and by_id[3].suspicion == pytest.approx(0.9)
+    scores = score_against_clean(audit, clean, noisy)
+    assert scores["annotations"] == 2 and scores["flipped"] == 1 and scores["deleted"] == 1
+    assert scores["flip_auroc"] == 1.0 and scores["iou_spearman"] == 1.0
+    assert scores["suspicion_spearman"] == -1.0
+    json.dumps(scores)  # plain numbers, for audit.json
