@@ -116,18 +116,27 @@ _Job = Tuple[Any, int, int, int]  # segmentation, height, width, annotation id
 _worker_setup: Tuple[NoiseParams, int] = (NoiseParams(), 0)
 
 
+class _InstanceFailure(Exception):
+    """An unexpected error on one instance, named (`annotation A: ...`) for the parent process."""
+
+
 def _run_job(job: _Job, params: NoiseParams, seed: int):
     segmentation, height, width, ann_id = job
     rng = np.random.default_rng([seed, _GEOMETRY_STREAM, ann_id])
-    return noise_instance(
-        segmentation,
-        height,
-        width,
-        params.simplify_tolerance,
-        params.jitter_sigma,
-        params.kernel,
-        rng,
-    )
+    try:
+        return noise_instance(
+            segmentation,
+            height,
+            width,
+            params.simplify_tolerance,
+            params.jitter_sigma,
+            params.kernel,
+            rng,
+        )
+    except Exception as e:  # input the checks let through, or a bug: say which instance
+        raise _InstanceFailure(
+            f"annotation {ann_id}: the noise failed on its segmentation: {type(e).__name__}: {e}"
+        ) from e
 
 
 def _init_worker(params: NoiseParams, seed: int) -> None:
@@ -140,8 +149,20 @@ def _run_job_in_worker(job: _Job):
     return _run_job(job, *_worker_setup)
 
 
-def _run_jobs(jobs: List[_Job], params: NoiseParams, seed: int, workers: int, progress: bool):
-    """Results of every job, in job order (so the output does not depend on `workers`)."""
+def _run_jobs(
+    jobs: List[_Job], params: NoiseParams, seed: int, workers: int, progress: bool, name: str
+):
+    """Results of every job, in job order (so the output does not depend on `workers`); an error
+    on an instance is an AnnotationError naming the file `name` and the annotation."""
+    try:
+        yield from _run_jobs_unnamed(jobs, params, seed, workers, progress)
+    except _InstanceFailure as e:
+        raise AnnotationError(str(e), name) from e.__cause__
+
+
+def _run_jobs_unnamed(
+    jobs: List[_Job], params: NoiseParams, seed: int, workers: int, progress: bool
+):
     bar = tqdm(
         total=len(jobs), desc="mask noise", unit="inst", file=sys.stderr, disable=not progress
     )
@@ -208,7 +229,7 @@ def add_mask_noise(
         for ann in annotations
         if ann["id"] in deleted
     }
-    for ann, result in zip(kept, _run_jobs(jobs, params, seed, workers, progress)):
+    for ann, result in zip(kept, _run_jobs(jobs, params, seed, workers, progress, name)):
         new = dict(ann)
         segmentation, bbox, area, stats = result
         if params.apply_to != "boxes":

@@ -8,7 +8,16 @@ import os
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
-from samples import SQUARE, coco_of, rle, shapes_coco, square, uncompressed_rle, write_json
+from samples import (
+    SQUARE,
+    coco_of,
+    rle,
+    shapes_coco,
+    shifted,
+    square,
+    uncompressed_rle,
+    write_json,
+)
 
 from noisy_mask.coco.io import AnnotationError
 from noisy_mask.noise.apply import add_mask_noise, noise_file, report_path, round_half_up_count
@@ -310,3 +319,28 @@ def test_empty_masks_are_kept_as_they_are():
         empty_rle,
     ]
     assert report["empty_clean"] == 2 and report["mask_iou"]["count"] == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_unexpected_error_on_an_instance_names_the_file_and_the_annotation(
+    tmp_path, monkeypatch, workers
+):
+    # 130 instances, more than two chunks of 64: workers=2 runs two (forked) processes. The model
+    # fails on the square moved 7 px, that of annotation 107 (ids 100 + i).
+    import noisy_mask.noise.apply as apply
+
+    real = apply.noise_instance
+
+    def failing(segmentation, *args):
+        if segmentation == [shifted(SQUARE, 7)]:
+            raise RuntimeError("unexpected")
+        return real(segmentation, *args)
+
+    monkeypatch.setattr(apply, "noise_instance", failing)
+    source = write_json(tmp_path / "in.json", coco_of([[shifted(SQUARE, i)] for i in range(130)]))
+    with pytest.raises(AnnotationError) as error:
+        noise_file(source, tmp_path / "out.json", "mid", seed=0, workers=workers)
+    assert str(error.value) == (
+        f"{source}: annotation 107: the noise failed on its segmentation: RuntimeError: unexpected"
+    )
+    assert sorted(os.listdir(tmp_path)) == ["in.json"]  # nothing written
