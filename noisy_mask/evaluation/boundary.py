@@ -4,7 +4,7 @@ against the band, and the dilation ratio that would resolve them.
 Boundary IoU (see `coco_eval`) keeps the pixels of a mask within a band of `dil` px of its contour:
 the mask minus its erosion by `dil` iterations of a 3 x 3 square, the image border counting as
 contour, with dil = max(1, round(ratio * image diagonal)). The ratio 0.02 of the metric's authors
-gives 9 px on a 320 x 320 image, 15 px on a 640 x 480 one.
+gives 9 px on a 320 x 320 image, 16 px on a 640 x 480 one.
 
 Depth and thickness, in the metric's own geometry: an instance's depth is the number of those 3 x 3
 erosions that empty its mask, i.e. the largest chessboard distance, max(|dx|, |dy|), from a mask
@@ -17,8 +17,9 @@ its boundary IoU is its mask IoU (on the ground-truth side) and boundary AP says
 outline. When most ground-truth instances are thin, the ratio suggested is the one that makes the
 band a quarter of the median thickness: the median over instances of
     thickness / (4 * diagonal of the instance's image),
-rounded to 2 significant digits (at it, an instance of the median thickness has a band of a quarter
-of it, and is thin no more).
+rounded to 2 significant digits: there an instance of the median thickness is thin no more, unless
+its thickness is 2 (a mask 1 or 2 px wide), which no ratio resolves as the band is at least 1 px;
+the warning then says so.
 """
 
 import logging
