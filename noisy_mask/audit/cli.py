@@ -20,6 +20,7 @@ See docs/audit.md for how to read the scores.
 """
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -56,12 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the least mask IoU of a match (default 0.1)")
     parser.add_argument("--missing-score", type=float, default=0.5,
                         help="the least score of a possibly missing instance (default 0.5)")
+    parser.add_argument("--boundary-ratio", type=float, default=None,
+                        help="the boundary IoU's contour band, a fraction of the image diagonal "
+                             "(default 0.02, as boundary AP)")
     parser.add_argument("--num-pictures", type=int, default=12,
                         help="annotations in audit_suspects.png (0: no picture)")
     parser.add_argument("--no-html", action="store_true", help="no audit.html nor thumbnails")
-    parser.add_argument("--clean", type=Path, metavar="CLEAN_JSON",
-                        help="the clean file a noisy copy was made from: also score the audit "
-                             "against the truth (flip AUROC, IoU rank correlation)")
+    truth = parser.add_mutually_exclusive_group()
+    truth.add_argument("--noise-report", type=Path, metavar="REPORT_JSON",
+                       help="the report of `python -m noisy_mask.noise` that made the annotations: "
+                            "also score the audit against the truth (flip AUROC, IoU rank "
+                            "correlation)")
+    truth.add_argument("--clean", type=Path, metavar="CLEAN_JSON",
+                       help="the clean file a noisy copy was made from: the same, paired by "
+                            "annotation id")
     parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
                         help="config overrides (with --weights or --folds)")
     return parser
@@ -84,7 +93,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     annotations, image_dir = args.annotations
     for path, what in ((annotations, "annotation file"), (args.detections, "results file"),
                        (args.config, "config"), (args.weights, "weights file"),
-                       (args.clean, "clean annotation file")):  # fmt: skip
+                       (args.clean, "clean annotation file"),
+                       (args.noise_report, "noise report")):  # fmt: skip
         if path is not None and not Path(path).is_file():
             parser.error(f"{what} {path} not found")
     if not Path(image_dir).is_dir():
@@ -94,13 +104,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .scores import AuditOptions
 
     options = AuditOptions(args.min_score, args.match_iou, args.missing_score)
+    if args.boundary_ratio is not None:
+        options = dataclasses.replace(options, boundary_ratio=args.boundary_ratio)
     try:
         result = run_audit(
             annotations, image_dir, args.output, detections=args.detections,
             weights=args.weights, folds=args.folds, config=args.config, opts=args.opts,
             max_iter=args.max_iter, options=options, device=args.device, seed=args.seed,
             jobs=args.jobs, num_pictures=args.num_pictures, html=not args.no_html,
-            clean=args.clean,
+            clean=args.clean, noise_report=args.noise_report,
         )  # fmt: skip
     except (ValueError, OSError) as e:  # AnnotationError is a ValueError
         print(f"error: {e}", file=sys.stderr)

@@ -42,13 +42,14 @@ def run_audit(
     num_pictures: int = 12,
     html: bool = True,
     clean: Optional[os.PathLike] = None,
+    noise_report: Optional[os.PathLike] = None,
 ) -> Dict[str, Any]:
     """Audit the COCO file `annotations` (images under `image_dir`) against the predictions of
     exactly one of: a results file `detections`, the model `weights` (with `config`), or `folds`
     models cross-fitted on the file (`config`: None sizes one from the data, or the built-in
-    shapes config for the built-in data). With `clean`, the file the annotations were made noisy
-    from, the audit is also scored against the truth. Returns {"summary", "line", "truth",
-    "paths"}."""
+    shapes config for the built-in data). With `noise_report` (of `python -m noisy_mask.noise`,
+    which made the annotations) or `clean` (the file they were made noisy from), the audit is
+    also scored against the truth. Returns {"summary", "line", "truth", "paths"}."""
     sources = [s for s in (detections, weights, folds) if s is not None]
     if len(sources) != 1:
         raise ValueError("give exactly one of detections, weights and folds")
@@ -86,7 +87,7 @@ def run_audit(
         fold_of = {i: r["fold"] for r in fold_records for i in r["predicted_images"]}
         for item in [*audit.annotations, *audit.missing]:
             item.fold = fold_of[item.image_id]
-    truth = _truth(audit, gt, clean, name) if clean is not None else None
+    truth = _truth(audit, gt, name, clean, noise_report)
     return _write(audit, gt, name, image_dir, output_dir, source, fold_records, truth,
                   num_pictures, html)  # fmt: skip
 
@@ -109,12 +110,18 @@ def _config(gt, annotations, image_dir, output_dir: Path, config, for_weights: b
                                 output_dir / "config.yaml")  # fmt: skip
 
 
-def _truth(audit: Audit, gt, clean, name: str) -> Dict[str, Any]:
-    from .truth import score_against_clean
+def _truth(audit: Audit, gt, name: str, clean, noise_report) -> Optional[Dict[str, Any]]:
+    from ..coco.io import load_json
+    from .truth import score_against_truth, truth_from_clean, truth_from_report
 
-    clean_name = coco_name(clean, "clean annotations")
-    clean_gt = read_coco(clean, clean_name, UNUSED_KEYS)
-    return score_against_clean(audit, clean_gt, gt, clean_name, name)
+    if noise_report is not None:
+        truth = truth_from_report(load_json(noise_report), os.fspath(noise_report))
+    elif clean is not None:
+        clean_name = coco_name(clean, "clean annotations")
+        truth = truth_from_clean(read_coco(clean, clean_name, UNUSED_KEYS), gt, clean_name, name)
+    else:
+        return None
+    return score_against_truth(audit, truth)
 
 
 def _write(audit, gt, name, image_dir, output_dir: Path, source, fold_records, truth,

@@ -8,7 +8,7 @@ For an annotation a (mask A, class c), over the predictions p of its image with 
   class flip is caught), ties to the higher score; none when no prediction overlaps A;
 - mask IoU: IoU(A, m); boundary IoU: as boundary AP matches (`evaluation.coco_eval`),
   min(IoU(A, m), |dA & dm| / |dA | dm|), dX the pixels of X within d px of its contour,
-  d = max(1, round(0.02 x image diagonal));
+  d = max(1, round(boundary_ratio x image diagonal)), boundary_ratio 0.02 as in evaluation;
 - matched: mask IoU >= match_iou (default 0.1); below that the model sees nothing there;
 - the object's predictions P: those with IoU(A, p) >= max(match_iou, 0.5 x mask IoU), the model's
   guesses at the same object (one per class, as Mask R-CNN scores each class of a box);
@@ -29,7 +29,6 @@ crowd region; of several such predictions of one object (IoU >= 0.5 between them
 the highest-scoring is kept.
 """
 
-import inspect
 import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -40,13 +39,9 @@ from pycocotools import mask as mask_utils
 
 from ..coco.io import annotation_rle
 from ..coco.rle import Rle, mask_iou
-from ..evaluation.coco_eval import evaluate_coco_json
+from ..evaluation.boundary import DILATION_RATIO
 from ..evaluation.detections import Detection
 
-# The contour width of boundary AP, read from the evaluation's own default (one number).
-BOUNDARY_DILATION_RATIO: float = inspect.signature(evaluate_coco_json).parameters[
-    "boundary_dilation_ratio"
-].default
 OBJECT_FRACTION = 0.5  # a prediction of the object: IoU >= this x the best match's IoU
 DUPLICATE_IOU = 0.5  # two possibly missing predictions this close are one object
 CROWD_COVER = 0.5  # a prediction this much inside a crowd region is covered by it
@@ -55,19 +50,22 @@ CROWD_COVER = 0.5  # a prediction this much inside a crowd region is covered by 
 @dataclass(frozen=True)
 class AuditOptions:
     """min_score: predictions below it are ignored; match_iou: the least mask IoU of a match;
-    missing_score: the least score of a possibly missing instance."""
+    missing_score: the least score of a possibly missing instance; boundary_ratio: the contour
+    band of the boundary IoU as a fraction of the image diagonal (boundary AP's)."""
 
     min_score: float = 0.05
     match_iou: float = 0.1
     missing_score: float = 0.5
+    boundary_ratio: float = DILATION_RATIO
 
     def check(self) -> "AuditOptions":
-        for name in ("min_score", "match_iou", "missing_score"):
+        for name in ("min_score", "match_iou", "missing_score", "boundary_ratio"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-        if self.match_iou <= 0:
-            raise ValueError(f"match_iou must be > 0, got {self.match_iou}")
+        for name in ("match_iou", "boundary_ratio"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         return self
 
 
@@ -130,10 +128,10 @@ class Audit:
     options: AuditOptions
 
     def options_dict(self) -> Dict[str, float]:
-        return {**asdict(self.options), "boundary_dilation_ratio": BOUNDARY_DILATION_RATIO}
+        return asdict(self.options)
 
 
-def boundary_rle(rle: Rle, ratio: float = BOUNDARY_DILATION_RATIO) -> Rle:
+def boundary_rle(rle: Rle, ratio: float = DILATION_RATIO) -> Rle:
     """The contour band of a mask as boundary AP computes it: faster-coco-eval's own function,
     the mask minus its erosion by max(1, round(ratio x diagonal)) px, the border counting as
     contour."""
@@ -150,10 +148,10 @@ def iou_matrix(a: Sequence[Rle], b: Sequence[Rle], crowd: bool = False) -> np.nd
 
 
 def _boundary_iou(
-    ann_rle: Rle, pred_rle: Rle, iou: float, ann_band: Rle, bands: Dict[int, Rle], k: int
+    pred_rle: Rle, iou: float, ann_band: Rle, bands: Dict[int, Rle], k: int, ratio: float
 ) -> float:
     if k not in bands:
-        bands[k] = boundary_rle(pred_rle)
+        bands[k] = boundary_rle(pred_rle, ratio)
     band_iou = mask_iou(ann_band, bands[k])
     return min(iou, 0.0 if math.isnan(band_iou) else band_iou)
 
@@ -179,7 +177,8 @@ def score_annotation(
     best = int(np.lexsort((np.arange(len(ious)), -scores, -ious))[0])
     match = detections[best]
     iou = mask_iou(ann_rle, match.rle)
-    boundary = _boundary_iou(ann_rle, match.rle, iou, boundary_rle(ann_rle), bands, best)
+    ratio = options.boundary_ratio
+    boundary = _boundary_iou(match.rle, iou, boundary_rle(ann_rle, ratio), bands, best, ratio)
     matched = iou >= options.match_iou
     same = other = 0.0
     other_category = None

@@ -1,6 +1,7 @@
-"""How well an audit finds the noise, when the clean annotations are known (a noisy copy made by
-`python -m noisy_mask.noise`): each audited annotation paired with its clean one by id
-(`noise.matching`), then
+"""How well an audit finds the noise, when the truth is known: for a noisy copy made by
+`python -m noisy_mask.noise`, its noise report's `per_instance` records (what the noise did to
+each annotation), or the clean file paired with the noisy one by annotation id
+(`noise.matching`); then
 
 - flip AUROC: the probability that a class-flipped annotation has a higher suspicion than one that
   kept its class (ties count one half; the Mann-Whitney statistic);
@@ -12,7 +13,7 @@ ranks.
 """
 
 import math
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Dict, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -54,20 +55,50 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float((rx * ry).sum() / denominator) if denominator > 0 else math.nan
 
 
-def score_against_clean(
-    audit: Audit,
+class Truth(NamedTuple):
+    """What the noise did to one annotation: flipped its class or not; iou: its mask's IoU with
+    the clean mask (NaN when unknown: an empty clean mask)."""
+
+    flipped: bool
+    iou: float
+
+
+def truth_from_clean(
     clean: Mapping[str, Any],
     noisy: Mapping[str, Any],
     clean_name: str = "clean annotations",
     noisy_name: str = "annotations",
-) -> Dict[str, Any]:
-    """The audit of `noisy` scored against `clean` (COCO dicts read by `coco.io.read_coco`):
-    counts, flip_auroc, iou_spearman (audited mask IoU vs true IoU) and suspicion_spearman
-    (-suspicion vs true IoU, over the annotations whose true IoU is defined)."""
+) -> Dict[int, Truth]:
+    """The truth of every annotation of `noisy` by id, from the clean COCO dict it was made from
+    (both read by `coco.io.read_coco`), paired by annotation id (`noise.matching`)."""
     matches = match_noise_dicts(clean, noisy, clean_name, noisy_name, None)
-    truth = {m.ann_id: m for m in matches if m.status != DELETED}
+    return {m.ann_id: Truth(m.status == FLIPPED, m.iou) for m in matches if m.status != DELETED}
+
+
+def truth_from_report(report: Any, name: str = "noise report") -> Dict[int, Truth]:
+    """The truth of every annotation a noise report's `per_instance` keeps, by id (see
+    `noise.apply`). ValueError naming `name` when the report has no such list."""
+    records = report.get("per_instance") if isinstance(report, dict) else None
+    if not isinstance(records, list):
+        raise ValueError(
+            f"{name}: no 'per_instance' list (a report of an older noisy_mask.noise?); score "
+            "against the clean annotations instead"
+        )
+    truth = {}
+    for record in records:
+        if record["action"] == DELETED:
+            continue
+        iou = record["mask_iou"]
+        truth[record["id"]] = Truth(record["action"] == FLIPPED, math.nan if iou is None else iou)
+    return truth
+
+
+def score_against_truth(audit: Audit, truth: Mapping[int, Truth]) -> Dict[str, Any]:
+    """Counts, flip_auroc, iou_spearman (audited mask IoU vs true IoU) and suspicion_spearman
+    (-suspicion vs true IoU, over the annotations whose true IoU is known), over the audited
+    annotations that `truth` knows."""
     audited = [s for s in audit.annotations if s.id in truth]
-    flipped = [truth[s.id].status == FLIPPED for s in audited]
+    flipped = [truth[s.id].flipped for s in audited]
     with_iou = [s for s in audited if not math.isnan(truth[s.id].iou)]
     true_iou = [truth[s.id].iou for s in with_iou]
 
@@ -77,7 +108,6 @@ def score_against_clean(
     return {
         "annotations": len(audited),
         "flipped": int(sum(flipped)),
-        "deleted": sum(m.status == DELETED for m in matches),
         "flip_auroc": rounded(auroc([s.suspicion for s in audited], flipped)),
         "iou_spearman": rounded(spearman([s.mask_iou for s in with_iou], true_iou)),
         "suspicion_spearman": rounded(spearman([-s.suspicion for s in with_iou], true_iou)),
@@ -86,14 +116,14 @@ def score_against_clean(
 
 
 def truth_line(scores: Mapping[str, Any]) -> str:
-    """'Against the clean file: flipped classes AUROC 0.97 (41 of 1,200); rank correlation with
-    the true IoU: audited mask IoU 0.62, suspicion 0.58'."""
+    """'Against the truth: flipped classes AUROC 0.97 (41 of 1,200); rank correlation with the
+    true IoU: audited mask IoU 0.62, suspicion 0.58'."""
 
     def show(value: Any) -> str:
         return "n/a" if value is None else f"{value:.2f}"
 
     return (
-        f"Against the clean file: flipped classes AUROC {show(scores['flip_auroc'])} "
+        f"Against the truth: flipped classes AUROC {show(scores['flip_auroc'])} "
         f"({scores['flipped']:,} of {scores['annotations']:,}); rank correlation with the true "
         f"IoU: audited mask IoU {show(scores['iou_spearman'])}, suspicion "
         f"{show(scores['suspicion_spearman'])}"

@@ -7,7 +7,15 @@ import re
 
 import pytest
 from audit_cases import hand_case, write_case
-from samples import heavy, modules_loaded_by_help, modules_loaded_by_import, png_size
+from samples import (
+    hand_made_noise,
+    heavy,
+    modules_loaded_by_help,
+    modules_loaded_by_import,
+    png_size,
+    square_result,
+    write_json,
+)
 
 from noisy_mask.audit.cli import main
 
@@ -121,3 +129,28 @@ def test_help_and_the_pure_modules_import_neither_torch_nor_detectron2():
     assert ours <= {"noisy_mask.audit", "noisy_mask.audit.cli"}
     for module in ("run", "pictures", "html", "truth"):  # run imports scores and report
         assert not heavy(modules_loaded_by_import(f"noisy_mask.audit.{module}")), module
+
+
+def test_scored_against_the_noise_report_or_the_clean_file(tmp_path, capsys):
+    """The case of test_audit_scores: the flip outranks the moved square (AUROC 1), whose audited
+    IoU 0.6 is its true one."""
+    clean, noisy = hand_made_noise()
+    results = [square_result(1, 10, 10, 0.9, category_id=1), square_result(1, 40, 40, 0.9, 2)]
+    gt_path, image_dir, results_path = write_case(tmp_path, noisy, results)
+    report = write_json(tmp_path / "noisy.noise_report.json", {"per_instance": [
+        {"id": 1, "action": "kept", "mask_iou": 0.6},
+        {"id": 2, "action": "deleted", "mask_iou": None},
+        {"id": 3, "action": "flipped", "mask_iou": 1.0},
+    ]})  # fmt: skip
+    clean_path = write_json(tmp_path / "clean.json", clean)
+    line = (
+        "Against the truth: flipped classes AUROC 1.00 (1 of 2); rank correlation with the true "
+        "IoU: audited mask IoU 1.00, suspicion -1.00"
+    )
+    for flag, path in (("--noise-report", report), ("--clean", clean_path)):
+        out = tmp_path / flag.strip("-")
+        assert main(["--annotations", str(gt_path), str(image_dir), "--output", str(out),
+                     "--detections", str(results_path), flag, str(path)]) == 0  # fmt: skip
+        assert capsys.readouterr().out.splitlines()[1] == line
+        truth = json.loads((out / "audit.json").read_text())["truth"]
+        assert (truth["flip_auroc"], truth["iou_spearman"]) == (1.0, 1.0)

@@ -9,7 +9,14 @@ from audit_cases import hand_case, write_case
 from samples import coco_dict, hand_made_noise, rle, square, square_annotation, square_result
 
 from noisy_mask.audit.scores import AuditOptions, audit_annotations
-from noisy_mask.audit.truth import auroc, average_ranks, score_against_clean, spearman
+from noisy_mask.audit.truth import (
+    auroc,
+    average_ranks,
+    score_against_truth,
+    spearman,
+    truth_from_clean,
+    truth_from_report,
+)
 from noisy_mask.evaluation.detections import read_detections
 
 
@@ -130,7 +137,7 @@ def test_ranks_auroc_and_spearman_by_hand():
     assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / math.sqrt(22.5))
 
 
-def test_scores_against_the_clean_file(tmp_path):
+def test_scores_against_the_clean_file_and_the_noise_report(tmp_path):
     """hand_made_noise: annotation 1 moved 5 px (true IoU 15 x 20 / (800 - 300) = 0.6), 2 deleted,
     3 flipped from star to circle. The model finds the clean squares: annotation 1's audited IoU
     is the true one, 0.6; annotation 3 is predicted as the star it was (0.9): doubt 0.9,
@@ -144,8 +151,17 @@ def test_scores_against_the_clean_file(tmp_path):
     audit = audit_of(tmp_path, noisy, results)
     by_id = {s.id: s for s in audit.annotations}
     assert by_id[1].mask_iou == pytest.approx(0.6) and by_id[3].suspicion == pytest.approx(0.9)
-    scores = score_against_clean(audit, clean, noisy)
-    assert scores["annotations"] == 2 and scores["flipped"] == 1 and scores["deleted"] == 1
-    assert scores["flip_auroc"] == 1.0 and scores["iou_spearman"] == 1.0
-    assert scores["suspicion_spearman"] == -1.0
-    json.dumps(scores)  # plain numbers, for audit.json
+    expected = {
+        "annotations": 2, "flipped": 1, "flip_auroc": 1.0, "iou_spearman": 1.0,
+        "suspicion_spearman": -1.0, "median_true_iou": 0.8,
+    }  # fmt: skip
+    assert score_against_truth(audit, truth_from_clean(clean, noisy)) == expected
+    report = {"per_instance": [
+        {"id": 1, "action": "kept", "mask_iou": 0.6},
+        {"id": 2, "action": "deleted", "mask_iou": None},
+        {"id": 3, "action": "flipped", "mask_iou": 1.0},
+    ]}  # fmt: skip
+    assert score_against_truth(audit, truth_from_report(report)) == expected
+    json.dumps(expected)  # plain numbers, for audit.json
+    with pytest.raises(ValueError, match="old.json: no 'per_instance' list"):
+        truth_from_report({"instances": 3}, "old.json")
