@@ -1,6 +1,8 @@
 """The registered mask head: Detectron2's conv-upsample head with the loss chosen in the config."""
 
-from typing import Dict, List, Optional
+import math
+import numbers
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 from detectron2.config import configurable
@@ -11,10 +13,81 @@ from detectron2.modeling.roi_heads.mask_head import (
 from detectron2.structures import Instances
 from detectron2.utils.events import get_event_storage
 
-from ..config import mask_loss_from_config
-from ..losses.table import get_mask_loss, uses_image_colors
+from ..config import LOSS_WEIGHT, mask_loss_from_config
+from ..losses.table import LOSSES, ConfigKey, get_mask_loss, loss_terms, uses_image_colors
 from .roi_heads import COLORS_FIELD
 from .targets import mask_targets
+
+# The table's messages name the YAML keys; a head built from keywords names its own.
+_KEYWORDS_OF_KEYS = (
+    ("MODEL.ROI_MASK_HEAD.LOSS_WEIGHTS", "loss_options ('<term>.weight')"),
+    ("MODEL.ROI_MASK_HEAD.LOSS", "loss_name"),
+)
+
+
+def _checked_terms(loss_name: str) -> Tuple[str, ...]:
+    """`loss_terms(loss_name)`, its ValueError naming the head's keywords."""
+    try:
+        return loss_terms(loss_name)
+    except ValueError as e:
+        message = str(e)
+        for key, keyword in _KEYWORDS_OF_KEYS:
+            message = message.replace(key, keyword)
+        raise ValueError(message) from None
+
+
+def _check_value(where: str, value, key: ConfigKey, yaml_key: str) -> None:
+    """Raise ValueError naming `where` unless `value` is a finite number `key` accepts."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise ValueError(f"{where} must be a number, got {value!r}")
+    if not math.isfinite(value) or not key.is_valid(value):
+        finite = "" if math.isfinite(value) else "finite and "
+        raise ValueError(
+            f"{where} = {value!r} is out of range: it must be {finite}{key.valid_range} "
+            f"({yaml_key} in a YAML config)"
+        )
+
+
+def flat_loss_options(options: Optional[Mapping]) -> Dict[str, float]:
+    """`options` as a plain dict, nested mappings joined by dots: {"dice": {"eps": 1e-6}}, what the
+    LazyConfig override `loss_options.dice.eps=1e-6` gives, becomes {"dice.eps": 1e-6}."""
+    flat = {}
+    for key, value in (options or {}).items():
+        if isinstance(value, Mapping):
+            flat.update({f"{key}.{k}": v for k, v in flat_loss_options(value).items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def check_loss_keywords(
+    loss_name: str, loss_options: Mapping[str, float], loss_weight: float
+) -> None:
+    """Check the head's loss keywords as `check_noisy_mask_config` checks a YAML config, with the
+    ranges of the loss table's ConfigKeys, naming the keyword at fault:
+
+        loss_options['eps'] = 0 is out of range: it must be > 0 (MODEL.ROI_MASK_HEAD.DICE_EPS in
+        a YAML config)
+
+    Options of a sum are "<term>.weight" (>= 0, as LOSS_WEIGHT) and "<term>.<keyword>".
+    """
+    terms = _checked_terms(loss_name)
+    _check_value("loss_weight", loss_weight, LOSS_WEIGHT, f"MODEL.ROI_MASK_HEAD.{LOSS_WEIGHT.name}")
+    keys: Dict[str, Tuple[ConfigKey, str]] = {}  # option -> its range, the YAML key setting it
+    for term in terms:
+        prefix = f"{term}." if len(terms) > 1 else ""
+        if prefix:
+            keys[f"{prefix}weight"] = (LOSS_WEIGHT, "MODEL.ROI_MASK_HEAD.LOSS_WEIGHTS")
+        for keyword, key in LOSSES[term].options.items():
+            keys[prefix + keyword] = (key, f"MODEL.ROI_MASK_HEAD.{key.name}")
+    for option, value in loss_options.items():
+        if option not in keys:
+            valid = ", ".join(repr(k) for k in keys)
+            raise ValueError(
+                f"loss_options has {option!r}, which the loss {loss_name!r} does not take; "
+                + (f"its options: {valid}" if valid else "it takes no options")
+            )
+        _check_value(f"loss_options[{option!r}]", value, *keys[option])
 
 
 @ROI_MASK_HEAD_REGISTRY.register()
@@ -32,18 +105,27 @@ class NoisyMaskRCNNConvUpsampleHead(MaskRCNNConvUpsampleHead):
         input_shape,
         *,
         loss_name: str = "bce",
-        loss_options: Optional[Dict[str, float]] = None,
+        loss_options: Optional[Mapping[str, float]] = None,
+        loss_weight: float = 1.0,
         **kwargs,
     ):
         """
         Args:
-            loss_name: a key of `noisy_mask.MASK_LOSSES`.
-            loss_options: keyword options of that loss.
-            kwargs: as for `MaskRCNNConvUpsampleHead` (num_classes, conv_dims, loss_weight, ...).
+            loss_name: a key of `noisy_mask.MASK_LOSSES`, or a sum of them such as "bce+dice".
+            loss_options: keyword options of that loss, e.g. {"eps": 1e-6} for "dice"; for a sum,
+                "<term>.weight" and "<term>.<keyword>", e.g. {"dice.weight": 2.0} (or nested,
+                {"dice": {"weight": 2.0}}).
+            loss_weight: multiplier of loss_mask.
+            kwargs: as for `MaskRCNNConvUpsampleHead` (num_classes, conv_dims, ...).
+
+        Raises ValueError naming the keyword for an unknown loss or option, or a value out of
+        its range (a YAML config's values were checked before, naming MODEL.ROI_MASK_HEAD keys).
         """
-        super().__init__(input_shape, **kwargs)
+        loss_options = flat_loss_options(loss_options)
+        check_loss_keywords(loss_name, loss_options, loss_weight)
+        super().__init__(input_shape, loss_weight=loss_weight, **kwargs)
         self.loss_name = loss_name
-        self.loss_options = dict(loss_options or {})
+        self.loss_options = loss_options
         # A plain function, not an nn.Module: a module attribute would become a layer here.
         self.loss_fn = get_mask_loss(loss_name)
         # Read by NoisyMaskROIHeads: whether to give each RoI the image's colours.
