@@ -5,7 +5,9 @@
 
 Same flags as detectron2's `tools/train_net.py`, plus `--register-coco NAME JSON IMAGE_DIR`. A
 `.py` config is a LazyConfig, trained as by detectron2's `tools/lazyconfig_train_net.py`
-(`noisy_mask.engine.lazy`); any other is a YAML config (`noisy_mask.engine.trainer`).
+(`noisy_mask.engine.lazy`); any other is a YAML config (`noisy_mask.engine.trainer`). Either
+way a run (training or `--eval-only`) holds its output folder while it lives: a second run into
+the same `OUTPUT_DIR` (`train.output_dir`) is refused (`noisy_mask.engine.lock`).
 """
 
 from pathlib import Path

@@ -6,7 +6,8 @@ raises `FloatingPointError("Predicted boxes or scores contain Inf/NaN. Training 
 without an iteration. `CheckedSimpleTrainer` and `CheckedAMPTrainer` re-raise both naming the
 iteration, and the first names the non-finite terms: `loss_mask is nan at iteration 12; other
 terms: loss_cls=0.6931, ...`. They add no host synchronization: the terms are read again only
-after detectron2's own check has failed.
+after detectron2's own check has failed. The advice that ends the message names the keys of the
+run's config: YAML keys (`ADVICE`), or LazyConfig keys (`LAZY_ADVICE`).
 """
 
 import math
@@ -17,6 +18,11 @@ from detectron2.engine import AMPTrainer, SimpleTrainer
 
 ADVICE = (
     "lower SOLVER.BASE_LR, lengthen SOLVER.WARMUP_ITERS or set SOLVER.CLIP_GRADIENTS.ENABLED True"
+)
+# detectron2's lazy configs have no gradient clipping key; the warmup is a share of training.
+LAZY_ADVICE = (
+    "lower optimizer.lr or lengthen lr_multiplier.warmup_length (the warmup's share of training, "
+    "in [0, 1])"
 )
 
 
@@ -29,7 +35,10 @@ class TrainingDivergedError(FloatingPointError):
 
 
 def non_finite_loss_message(
-    losses: Mapping[str, float], iteration: int, detail: Optional[str] = None
+    losses: Mapping[str, float],
+    iteration: int,
+    detail: Optional[str] = None,
+    advice: str = ADVICE,
 ) -> str:
     """`loss_mask is nan at iteration 12; other terms: loss_cls=0.6931, loss_box_reg=0.1234; ...`.
 
@@ -38,6 +47,7 @@ def non_finite_loss_message(
         iteration: the training iteration (0-based, as in detectron2's logs and metrics.json).
         detail: detectron2's message, quoted when no term of this process is non-finite (in
             multi-process training the check is on the mean over the processes).
+        advice: what to change, in the keys of the run's config (ADVICE or LAZY_ADVICE).
     """
     bad = [f"{key} is {_show(value)}" for key, value in losses.items() if not math.isfinite(value)]
     others = ", ".join(f"{k}={_show(v)}" for k, v in losses.items() if math.isfinite(v)) or "none"
@@ -50,7 +60,7 @@ def non_finite_loss_message(
         )
         if detail:
             head += f" ({' '.join(detail.split())})"
-    return f"{head}. Training stopped: {ADVICE}"
+    return f"{head}. Training stopped: {advice}"
 
 
 def _show(value: float) -> str:
@@ -58,7 +68,15 @@ def _show(value: float) -> str:
 
 
 class NamedNonFiniteLoss:
-    """Mixin for detectron2's `SimpleTrainer` and `AMPTrainer`: clearer divergence errors."""
+    """Mixin for detectron2's `SimpleTrainer` and `AMPTrainer`: clearer divergence errors.
+
+    Takes the trainer's arguments, and `advice`: the end of the messages, ADVICE for a YAML
+    config, LAZY_ADVICE for a LazyConfig.
+    """
+
+    def __init__(self, *args, advice: str = ADVICE, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.advice = advice
 
     def _write_metrics(self, loss_dict, data_time, prefix: str = "", iter=None) -> None:
         try:
@@ -66,7 +84,8 @@ class NamedNonFiniteLoss:
         except FloatingPointError as e:
             iteration = self.iter if iter is None else iter
             losses = {k: float(torch.as_tensor(v).detach().float()) for k, v in loss_dict.items()}
-            raise NonFiniteLossError(non_finite_loss_message(losses, iteration, str(e))) from e
+            message = non_finite_loss_message(losses, iteration, str(e), self.advice)
+            raise NonFiniteLossError(message) from e
 
     def run_step(self) -> None:
         try:
@@ -76,7 +95,7 @@ class NamedNonFiniteLoss:
         except FloatingPointError as e:
             raise TrainingDivergedError(
                 f"training diverged at iteration {self.iter}: {' '.join(str(e).split())} "
-                f"Training stopped: {ADVICE}"
+                f"Training stopped: {self.advice}"
             ) from e
 
 
@@ -89,5 +108,5 @@ class CheckedAMPTrainer(NamedNonFiniteLoss, AMPTrainer):
 
 
 def checked_trainer_class(amp: bool) -> Type[SimpleTrainer]:
-    """The trainer for `SOLVER.AMP.ENABLED` = `amp`."""
+    """The trainer for `SOLVER.AMP.ENABLED` (`train.amp.enabled`) = `amp`."""
     return CheckedAMPTrainer if amp else CheckedSimpleTrainer

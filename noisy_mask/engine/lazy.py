@@ -1,7 +1,8 @@
 """Train and evaluate from a LazyConfig `.py` file: detectron2's `tools/lazyconfig_train_net.py`,
 plus what `noisy_mask.engine.trainer` adds to the YAML path where it applies: `--register-coco`,
-the CPU when CUDA is missing (and N CPU processes with `--num-gpus N`), atomic checkpoints,
-non-finite losses named, and the final metrics in `train.output_dir/eval_results.json`.
+the CPU when CUDA is missing (and N CPU processes with `--num-gpus N`), `train.amp.enabled` refused
+without CUDA, one run at a time in `train.output_dir`, atomic checkpoints, non-finite losses named
+(with the advice in lazy keys), and the final metrics in `train.output_dir/eval_results.json`.
 
 The config needs `model`, `dataloader.{train,test,evaluator}`, `optimizer`, `lr_multiplier` and
 `train` as in detectron2's `configs/common/train.py`:
@@ -28,8 +29,9 @@ from ..data.register import register_coco_datasets
 from ..utils.atomic import write_json_atomic
 from ..utils.run_folders import EVAL_RESULTS_FILE
 from .checkpoint import AtomicCheckpointer
-from .divergence import checked_trainer_class
-from .trainer import share_cpu_cores
+from .divergence import LAZY_ADVICE, checked_trainer_class
+from .lock import hold_output_dir_on_each_machine
+from .trainer import refuse_amp_without_cuda, share_cpu_cores
 
 logger = logging.getLogger("noisy_mask")
 
@@ -51,6 +53,10 @@ def load_lazy_config(args) -> DictConfig:
 
 def setup(args) -> DictConfig:
     cfg = load_lazy_config(args)
+    amp = cfg.train.get("amp", {}).get("enabled", False)
+    refuse_amp_without_cuda(amp, "train.amp.enabled", off="train.amp.enabled=False")
+    # Before anything is written there (default_setup writes config.yaml and the logs).
+    hold_output_dir_on_each_machine(cfg.train.output_dir, "train.output_dir")
     default_setup(cfg, args)
     share_cpu_cores(cfg.train.device, args.num_gpus)
     setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="noisy_mask")
@@ -94,7 +100,9 @@ def do_train(args, cfg: DictConfig) -> dict:
     optimizer = instantiate(cfg.optimizer)
     train_loader = instantiate(cfg.dataloader.train)
     model = ddp(cfg, model)
-    trainer = checked_trainer_class(cfg.train.amp.enabled)(model, train_loader, optimizer)
+    trainer = checked_trainer_class(cfg.train.amp.enabled)(
+        model, train_loader, optimizer, advice=LAZY_ADVICE
+    )
     checkpointer = AtomicCheckpointer(
         model, cfg.train.output_dir, optimizer=optimizer, trainer=trainer
     )

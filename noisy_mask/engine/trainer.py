@@ -5,7 +5,9 @@
 - the CPU when CUDA is missing, and `--num-gpus N` on the CPU too (N processes, gloo);
 - the registered datasets checked before any model is built (`noisy_mask.data.checks`);
 - checkpoints written atomically, so a killed run resumes with `--resume` (`noisy_mask.engine.checkpoint`);
-- a non-finite loss reported with its terms and iteration (`noisy_mask.engine.divergence`).
+- a non-finite loss reported with its terms and iteration (`noisy_mask.engine.divergence`);
+- one run at a time in an OUTPUT_DIR: a second run into it is refused (`noisy_mask.engine.lock`);
+- `SOLVER.AMP.ENABLED` without CUDA refused before any model is built.
 
     python -m noisy_mask.train_net --config-file configs/shapes/mask_rcnn_R18_FPN_shapes_dice.yaml
     python -m noisy_mask.train_net --config-file CONFIG --num-gpus 4 MODEL.ROI_MASK_HEAD.LOSS dice
@@ -34,6 +36,7 @@ from .checkpoint import AtomicCheckpointer
 from ..data.checks import check_registered_datasets
 from ..data.register import register_coco_datasets
 from .divergence import checked_trainer_class
+from .lock import hold_output_dir_on_each_machine
 from ..utils.atomic import write_json_atomic
 from ..utils.run_folders import EVAL_RESULTS_FILE
 from ..evaluation.evaluator import CleanMaskEvaluator
@@ -79,6 +82,23 @@ def share_cpu_cores(device: str, num_processes: int) -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // num_processes))
 
 
+def refuse_amp_without_cuda(enabled: bool, key: str, off: str) -> None:
+    """Raise ValueError naming `key` if mixed precision is asked for without CUDA: detectron2's
+    AMPTrainer asserts CUDA only at the first iteration, after the model is built.
+
+    Args:
+        enabled: the value of `key`.
+        key: "SOLVER.AMP.ENABLED" or "train.amp.enabled".
+        off: the override that turns it off: "SOLVER.AMP.ENABLED False",
+            "train.amp.enabled=False".
+    """
+    if enabled and not torch.cuda.is_available():
+        raise ValueError(
+            f"{key} is True, but CUDA is not available: mixed precision training (detectron2's "
+            f"AMPTrainer) needs a GPU. Add {off} to train in float32 on the CPU"
+        )
+
+
 def setup(args):
     cfg = get_cfg()
     add_noisy_mask_config(cfg)
@@ -88,8 +108,13 @@ def setup(args):
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         logger.warning("CUDA is not available: running on the CPU (MODEL.DEVICE cpu)")
         cfg.MODEL.DEVICE = "cpu"
+    refuse_amp_without_cuda(
+        cfg.SOLVER.AMP.ENABLED, "SOLVER.AMP.ENABLED", off="SOLVER.AMP.ENABLED False"
+    )
     check_noisy_mask_config(cfg)
     cfg.freeze()
+    # Before anything is written there (default_setup writes config.yaml and the logs).
+    hold_output_dir_on_each_machine(cfg.OUTPUT_DIR, "OUTPUT_DIR")
     default_setup(cfg, args)
     share_cpu_cores(cfg.MODEL.DEVICE, args.num_gpus)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="noisy_mask")

@@ -1,7 +1,10 @@
 """noisy_mask's head in detectron2's own configs, built and trained with `noisy_mask.train_net`:
-a stock model-zoo YAML with two overrides, and the lazy config shipped in noisy_mask/configs/."""
+a stock model-zoo YAML with two overrides, and the lazy config shipped in noisy_mask/configs/,
+with what train_net adds to lazy runs (the output folder's lock, divergence advice in lazy keys)."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +17,8 @@ from detectron2.modeling import build_model
 
 from noisy_mask import NoisyMaskRCNNConvUpsampleHead, add_noisy_mask_config, check_noisy_mask_config
 from noisy_mask import model_zoo
+from noisy_mask.engine.divergence import LAZY_ADVICE
+from noisy_mask.engine.lock import hold_output_dir, release_output_dir
 from noisy_mask.losses.table import get_mask_loss
 
 STOCK_YAML = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml"
@@ -85,15 +90,21 @@ def shapes(tmp_path_factory):
     )
 
 
-def train_net(config, shapes, opts, tmp_path):
+def run_train_net(config, shapes, opts, tmp_path):
+    """(exit status, output) of `python -m noisy_mask.train_net` on the two tiny datasets."""
     cmd = [
         sys.executable, "-m", "noisy_mask.train_net", "--config-file", str(config),
         "--register-coco", "tiny_train", shapes["train_json"], shapes["train_images"],
         "--register-coco", "tiny_val", shapes["val_json"], shapes["val_images"], *opts,
     ]  # fmt: skip
     result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result.stdout + result.stderr
+    return result.returncode, result.stdout + result.stderr
+
+
+def train_net(config, shapes, opts, tmp_path):
+    returncode, log = run_train_net(config, shapes, opts, tmp_path)
+    assert returncode == 0, log[-8000:]
+    return log
 
 
 def assert_trained_two_iterations_and_evaluated(output_dir):
@@ -186,3 +197,35 @@ def test_the_lazy_config_evaluates_a_checkpoint(shapes, lazy_run, tmp_path):
     assert predictions(tmp_path / "eval") == predictions(output_dir)
     again = json.loads((tmp_path / "eval/eval_results.json").read_text())
     assert again == json.loads((output_dir / "eval_results.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_lazy_run_into_a_held_output_dir_is_refused(shapes, tmp_path):
+    output_dir = tmp_path / "held"
+    hold_output_dir(str(output_dir))  # this process: a live run
+    try:
+        opts = [*LAZY_TINY, "train.init_checkpoint=", f"train.output_dir={output_dir}"]
+        for args in ([], ["--eval-only"]):
+            returncode, log = run_train_net(
+                model_zoo.get_config_file(LAZY), shapes, [*args, *opts], tmp_path
+            )
+            assert returncode != 0
+            assert (
+                f"OutputDirInUseError: train.output_dir {output_dir} is in use by another run "
+                f"(pid {os.getpid()} on host "
+            ) in log, log[-3000:]
+            assert "Model:" not in log and not (output_dir / "config.yaml").exists()
+    finally:
+        release_output_dir(str(output_dir))
+
+
+@pytest.mark.slow
+def test_a_lazy_runs_non_finite_loss_is_advised_in_lazy_keys(shapes, tmp_path):
+    # loss_weight 1e39 is a valid float64 but inf in float32: loss_mask is inf at iteration 0.
+    opts = [*LAZY_TINY, "model.roi_heads.mask_head.loss_weight=1e39", "train.max_iter=2",
+            "train.init_checkpoint=", f"train.output_dir={tmp_path / 'run'}"]  # fmt: skip
+    returncode, log = run_train_net(model_zoo.get_config_file(LAZY), shapes, opts, tmp_path)
+    assert returncode != 0
+    match = re.search(r"NonFiniteLossError: loss_mask is inf at iteration 0; .*", log)
+    assert match, log[-3000:]
+    assert match[0].endswith(f"Training stopped: {LAZY_ADVICE}")

@@ -1,5 +1,6 @@
 """Reliability of training runs: atomic checkpoints, resuming after SIGKILL, non-finite losses
-named with their iteration, and the registered datasets checked before any model is built."""
+named with their iteration, the registered datasets checked before any model is built, and one
+run at a time in an output folder."""
 
 import itertools
 import json
@@ -8,6 +9,7 @@ import math
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +33,7 @@ from noisy_mask.data.checks import (
 from noisy_mask.data.register import register_coco_datasets
 from noisy_mask.engine.divergence import (
     ADVICE,
+    LAZY_ADVICE,
     CheckedSimpleTrainer,
     NonFiniteLossError,
     TrainingDivergedError,
@@ -225,6 +228,25 @@ def test_divergence_outside_the_loss_names_the_iteration():
         "training diverged at iteration 2: Predicted boxes or scores contain Inf/NaN. Training has "
         f"diverged. Training stopped: {ADVICE}"
     )
+
+
+def test_a_lazy_run_is_advised_in_lazy_keys():
+    losses = {"loss_mask": math.inf, "loss_cls": 0.5}
+    assert non_finite_loss_message(losses, 0, advice=LAZY_ADVICE) == (
+        "loss_mask is inf at iteration 0; other terms: loss_cls=0.5. Training stopped: lower "
+        "optimizer.lr or lengthen lr_multiplier.warmup_length (the warmup's share of training, "
+        "in [0, 1])"
+    )
+    # The trainers of a lazy run end both of their messages with it.
+    ends_with_advice = re.escape(f"Training stopped: {LAZY_ADVICE}") + "$"
+    for model, error in ((LogLoss(), NonFiniteLossError), (DivergedRPN(), TrainingDivergedError)):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+        trainer = CheckedSimpleTrainer(
+            model.train(), itertools.repeat(None), optimizer, advice=LAZY_ADVICE
+        )
+        with pytest.raises(error, match=ends_with_advice):
+            trainer.train(0, 10)
+    assert "SOLVER" not in LAZY_ADVICE
 
 
 # ---------------------------------------------------------------------------------------------
@@ -535,3 +557,50 @@ def test_a_bad_dataset_stops_train_net_before_any_model_is_built(shapes, degener
         "is not in 'categories'"
     ) in log
     assert "Model:" not in log and "Starting training" not in log
+
+
+@pytest.mark.slow
+def test_a_second_run_into_a_held_output_dir_is_refused_until_the_first_is_killed(shapes, tmp_path):
+    output_dir = tmp_path / "run"
+    opts = ["SOLVER.MAX_ITER", "1000", "SOLVER.CHECKPOINT_PERIOD", "3"]
+    log = open(tmp_path / "first.log", "w")
+    first = subprocess.Popen(
+        train_net_command(shapes, output_dir, opts=opts),
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=ENV,
+    )  # fmt: skip
+    refused = (
+        f"OutputDirInUseError: OUTPUT_DIR {output_dir} is in use by another run (pid {first.pid} "
+        f"on host {socket.gethostname()}, since "
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while tagged_iteration(output_dir) is None:  # training, and past its first checkpoint
+            assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint in 300 s"
+            time.sleep(0.2)
+        checkpoint = str(output_dir / f"model_{tagged_iteration(output_dir):07d}.pth")
+        # A training run, an evaluation and a run of two processes, into the same folder.
+        for args in ([], ["--eval-only", "MODEL.WEIGHTS", checkpoint], ["--num-gpus", "2"]):
+            start = time.monotonic()
+            returncode, second = run(train_net_command(shapes, output_dir, *args, opts=opts))
+            print(f"{' '.join(args) or 'training'} refused in {time.monotonic() - start:.1f} s")
+            assert returncode != 0
+            assert refused in second, second[-3000:]
+            assert "Model:" not in second and "Starting training" not in second
+            assert time.monotonic() - start < 120
+        assert first.poll() is None  # the first run went on
+        first.send_signal(signal.SIGKILL)
+        assert first.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        log.close()
+    # Straight after the kill (its data loader workers may still be winding down), a new run
+    # takes the folder.
+    tag = tagged_iteration(output_dir)
+    opts = ["SOLVER.MAX_ITER", str(tag + 3), "SOLVER.CHECKPOINT_PERIOD", "3"]
+    returncode, resumed = run(train_net_command(shapes, output_dir, "--resume", opts=opts))
+    assert returncode == 0, resumed[-5000:]
+    assert f"Starting training from iteration {tag + 1}" in resumed
+    assert (output_dir / "model_final.pth").is_file()
