@@ -32,9 +32,9 @@ def audit_args(shapes, output, *extra):
 def test_weights_audit_writes_everything(shapes, tmp_path, capsys):
     run_dir = tmp_path / "run"
     datasets = [["tiny_train", shapes["train_json"], shapes["train_images"]]]
-    run_train_net(run_dir, ["DATASETS.REGISTER_COCO", repr(datasets), "DATASETS.TRAIN",
-                            "('tiny_train',)", "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "4",
-                            "SOLVER.CHECKPOINT_PERIOD", "100", *SMALL], "the tiny model")  # fmt: skip
+    opts = ["DATASETS.REGISTER_COCO", repr(datasets), "DATASETS.TRAIN", "('tiny_train',)",
+            "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "4", "SOLVER.CHECKPOINT_PERIOD", "100"]
+    run_train_net(run_dir, [*opts, *SMALL], "the tiny model")
     weights = run_dir / "model_final.pth"
     out = tmp_path / "weights"
     # no --config: the built-in data takes the built-in config
