@@ -139,7 +139,8 @@ def measure_run_cost(output_dir: Path, splits: Splits, schedule: Schedule, jobs:
     cost_file = Path(output_dir) / "cost.json"
     if cost_file.exists():
         return json.loads(cost_file.read_text())["minutes_per_run"]
-    probe = Schedule(schedule.num_train, schedule.num_val, COST_PROBE_ITERS)
+    probe_iters = min(COST_PROBE_ITERS, schedule.max_iter)
+    probe = Schedule(schedule.num_train, schedule.num_val, probe_iters)
     run_dir = Path(output_dir) / "cost_probe"
     data = level_data(output_dir, splits, splits.reference, 0)
     opts = [*start.weights_opts(output_dir, config), *overrides]
@@ -149,8 +150,8 @@ def measure_run_cost(output_dir: Path, splits: Splits, schedule: Schedule, jobs:
     probe_seconds = time.time() - started
     rows = [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines()]
     per_iter = [row["time"] for row in rows if "time" in row]
-    seconds_per_iter = per_iter[-1] if per_iter else probe_seconds / COST_PROBE_ITERS
-    minutes = (probe_seconds + seconds_per_iter * (schedule.max_iter - COST_PROBE_ITERS)) / 60
+    seconds_per_iter = per_iter[-1] if per_iter else probe_seconds / probe_iters
+    minutes = (probe_seconds + seconds_per_iter * (schedule.max_iter - probe_iters)) / 60
     write_json_atomic(cost_file, dict(minutes_per_run=minutes, probe_seconds=probe_seconds,
                                       seconds_per_iter=seconds_per_iter, threads=threads))
     return minutes

@@ -33,8 +33,10 @@ class Schedule:
     max_iter: int
 
     def solver_opts(self) -> List[str]:
-        # LR drops at 80% and 93% of training, as in the 300-iteration config.
-        steps = (round(self.max_iter * 0.8), round(self.max_iter * 0.93))
+        # LR drops at 80% and 93% of training, as in the 300-iteration config; detectron2 wants
+        # them increasing and before the last iteration, which a very short run can break.
+        drops = (round(self.max_iter * 0.8), round(self.max_iter * 0.93))
+        steps = tuple(sorted({min(step, self.max_iter - 1) for step in drops} - {0}))
         return [
             "SOLVER.MAX_ITER",
             str(self.max_iter),

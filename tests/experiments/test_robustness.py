@@ -88,3 +88,12 @@ def test_runs_fine_tune_the_pretrained_detector_without_its_mask_head(tmp_path):
     assert any(k.startswith("roi_heads.mask_head.") for k in final)
     for key, value in pretrained.items():
         assert torch.equal(torch.as_tensor(final[key]), torch.as_tensor(value)), key
+
+
+@pytest.mark.parametrize("max_iter, steps", [(300, "(240, 279)"), (10, "(8, 9)"), (4, "(3,)"),
+                                             (1, "()")])
+def test_learning_rate_drops_stay_before_the_last_iteration(max_iter, steps):
+    # 0.8 and 0.93 of the run: 240 and 279 of 300; of 4, round(3.2) = 3 and round(3.72) = 4,
+    # which detectron2 rejects (a drop must come before the last iteration): one drop at 3.
+    opts = Schedule(num_train=1, num_val=1, max_iter=max_iter).solver_opts()
+    assert opts[opts.index("SOLVER.STEPS") + 1] == steps
