@@ -104,14 +104,14 @@ def missing_crops(audit: Audit) -> List[Crop]:
 
 
 def score_lines(score: AnnotationScore, names: Mapping[int, str]) -> List[str]:
-    """The lines under an annotation's picture: classes, IoUs, suspicion."""
+    """The lines under an annotation's picture: image, classes, IoUs, suspicion."""
     category = names.get(score.category_id, str(score.category_id))
     if score.pred_category_id is None:
         match = "no prediction overlaps"
     else:
         predicted = names.get(score.pred_category_id, str(score.pred_category_id))
         match = f"match: {predicted} {score.pred_score:.2f}"
-    lines = [f"{category}; {match}"]
+    lines = [f"image {score.image_id}: {category}", match]
     if score.pred_category_id is not None:
         lines.append(f"mask IoU {score.mask_iou:.2f}, boundary {score.boundary_iou:.2f}")
     if score.class_agrees is False:
@@ -138,8 +138,7 @@ def draw_suspects_grid(
     names = {c["id"]: str(c["name"]) for c in gt["categories"]}
     pictures = dict(draw_crops(gt, image_dir, [annotation_crop(s) for s in top], GRID_CELL))
     cells = [
-        Cell(pictures[k], f"#{s.rank}: annotation {s.id} (image {s.image_id})",
-             score_lines(s, names))
+        Cell(pictures[k], f"#{s.rank}: annotation {s.id}", score_lines(s, names))
         for k, s in enumerate(top)
     ]
     rows = [cells[i : i + columns] for i in range(0, len(cells), columns)]
