@@ -485,3 +485,22 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 def heavy(modules: Set[str]) -> Set[str]:
     """The torch and detectron2 modules among `modules`."""
     return {m for m in modules if m.split(".")[0] in ("torch", "detectron2")}
+
+
+# ---------------------------------------------------------------------------------------------
+# Configs.
+
+
+def noisy_cfg(**head: Any):
+    """detectron2's default config with noisy_mask's keys, its head, and `head` set under
+    MODEL.ROI_MASK_HEAD (e.g. LOSS="dice", DICE_EPS=1.0)."""
+    from detectron2.config import get_cfg
+
+    from noisy_mask import add_noisy_mask_config
+
+    cfg = get_cfg()
+    add_noisy_mask_config(cfg)
+    cfg.MODEL.ROI_MASK_HEAD.NAME = "NoisyMaskRCNNConvUpsampleHead"
+    for key, value in head.items():
+        cfg.MODEL.ROI_MASK_HEAD[key] = value
+    return cfg

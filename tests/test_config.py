@@ -11,18 +11,10 @@ from noisy_mask.config import OPTIONS, _numeric_keys, mask_loss_from_config
 from noisy_mask.losses.basic import soft_dice_loss
 from noisy_mask.losses.robust import tversky_loss
 from noisy_mask.losses.table import LOSSES, MASK_LOSSES, ConfigKey, LossEntry
+from samples import noisy_cfg
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "noisy_mask", "configs")
 CONFIGS = sorted(glob.glob(os.path.join(CONFIG_DIR, "**", "*.yaml"), recursive=True))
-
-
-def noisy_cfg(**head):
-    cfg = get_cfg()
-    add_noisy_mask_config(cfg)
-    cfg.MODEL.ROI_MASK_HEAD.NAME = "NoisyMaskRCNNConvUpsampleHead"
-    for key, value in head.items():
-        cfg.MODEL.ROI_MASK_HEAD[key] = value
-    return cfg
 
 
 def test_defaults():

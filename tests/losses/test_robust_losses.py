@@ -45,6 +45,7 @@ from noisy_mask.losses.robust import (
     tversky_loss,
 )
 from noisy_mask.modeling.targets import mask_targets
+from samples import noisy_cfg
 
 LN2, LN3 = math.log(2.0), math.log(3.0)
 
@@ -740,15 +741,6 @@ def test_morph_tolerant_rejects_a_radius_below_one():
 
 
 # ---------------------------------------------------------------------------------- config
-
-
-def noisy_cfg(**head):
-    cfg = get_cfg()
-    add_noisy_mask_config(cfg)
-    cfg.MODEL.ROI_MASK_HEAD.NAME = "NoisyMaskRCNNConvUpsampleHead"
-    for key, value in head.items():
-        cfg.MODEL.ROI_MASK_HEAD[key] = value
-    return cfg
 
 
 NEW_DEFAULTS = {
