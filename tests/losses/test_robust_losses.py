@@ -10,14 +10,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
 from detectron2.modeling.roi_heads.mask_head import build_mask_head
 from detectron2.structures import Boxes, Instances, PolygonMasks
 from detectron2.utils.events import EventStorage
 from torchvision.ops import sigmoid_focal_loss
 
-from noisy_mask import add_noisy_mask_config, check_noisy_mask_config
+from noisy_mask import check_noisy_mask_config
 from noisy_mask.losses.boundary import (
     boundary_band_bce_loss,
     bpm_bce_loss,
