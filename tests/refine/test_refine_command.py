@@ -1,0 +1,197 @@
+"""`python -m noisy_mask.refine`: the corrected copy of a hand-made audited file, its report, what
+stays as it was, the output's validity, and the errors."""
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from refine_cases import hand_case, write_case
+from samples import ROOT, heavy, modules_loaded_by_help, modules_loaded_by_import, polygons_mask
+from samples import rle, square, uncompressed_rle
+
+from noisy_mask.coco.io import AnnotationError
+from noisy_mask.refine.apply import RefineOptions, refine_file
+from noisy_mask.refine.cli import main
+
+# The images show each square where it is annotated (1, 3) or where the star is predicted.
+OBJECTS = {1: [(10, 10), (40, 40)], 2: [(40, 10), (10, 40)]}
+
+
+@pytest.fixture
+def case(tmp_path):
+    return write_case(tmp_path, *hand_case(), OBJECTS)
+
+
+def run(case, *extra):
+    return main(["--annotations", str(case["gt"]), str(case["images"]), "--audit",
+                 str(case["audit"]), "--output", str(case["out"]), *extra])  # fmt: skip
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def by_id(coco):
+    return {a["id"]: a for a in coco["annotations"]}
+
+
+def test_the_damaged_mask_and_box_become_the_prediction(case, capsys):
+    before = digest(case["gt"])
+    assert run(case, "--source", "prediction", "--keep-classes") == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line == (
+        "3 annotations, 1 suspicious (audited mask IoU in [0.5, 0.8)): 1 mask from prediction "
+        "(given: --source prediction); 0 classes corrected"
+    )
+    assert digest(case["gt"]) == before  # the input, byte for byte
+    gt, out = json.loads(case["gt"].read_text()), json.loads(case["out"].read_text())
+    old, new = by_id(gt), by_id(out)
+    # annotation 1 (x 10..29) takes the prediction's square 4 px to the right: x 14..33, y 10..29
+    mask = polygons_mask(new[1]["segmentation"], 64, 64)
+    assert np.array_equal(mask, square(64, 64, 10, 14, 20))
+    assert new[1]["bbox"] == [14.0, 10.0, 20.0, 20.0]
+    assert new[1]["area"] == 400.0
+    assert {k: v for k, v in new[1].items() if k not in ("segmentation", "bbox")} == {
+        k: v for k, v in old[1].items() if k not in ("segmentation", "bbox")
+    }
+    assert new[2] == old[2] and new[3] == old[3]  # IoU 1: not suspicious; classes kept
+    assert {k: v for k, v in out.items() if k != "annotations"} == {
+        k: v for k, v in gt.items() if k != "annotations"
+    }
+
+    report = json.loads(case["out"].with_suffix(".refine_report.json").read_text())
+    assert report["choice"]["source"] == "prediction" and report["choice"]["how"] == "given"
+    assert report["counts"] == {"annotations": 3, "suspicious": 1, "masks": 1, "classes": 0,
+                                "added": 0}  # fmt: skip
+    [change] = report["changes"]
+    assert change["id"] == 1 and change["source"] == "prediction"
+    assert change["changed"] == ["segmentation", "bbox", "area"]
+    assert change["bbox"] == {"old": [10.0, 10.0, 20.0, 20.0], "new": [14.0, 10.0, 20.0, 20.0]}
+    assert change["area"] == {"old": 400.0, "new": 400.0}
+    # IoU with the prediction 2/3 before, 1 after; old vs new: 16 x 20 / (24 x 20) = 2/3
+    assert change["mask"] == {"iou_with_prediction": {"old": 0.666667, "new": 1.0},
+                              "iou_old_new": 0.666667}  # fmt: skip
+
+
+def test_the_output_validates(case):
+    assert run(case, "--source", "prediction", "--add-missing") == 0
+    done = subprocess.run(
+        [sys.executable, "-m", "noisy_mask.validate", str(case["out"]), str(case["images"])],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("ok: 2 images, 4 annotations")
+
+
+def test_a_class_flip_is_corrected_only_above_the_threshold(case):
+    # annotation 2: a circle that the model sees as a star at 0.8 and as a circle at 0.2
+    assert run(case, "--source", "none", "--class-score", "0.8") == 0
+    assert by_id(json.loads(case["out"].read_text()))[2]["category_id"] == 2
+    report = json.loads(case["out"].with_suffix(".refine_report.json").read_text())
+    assert report["changes"] == [{
+        "id": 2, "image_id": 1, "changed": ["category_id"],
+        "category_id": {"old": 1, "new": 2, "old_score": 0.2, "new_score": 0.8, "source": "audit"},
+    }]  # fmt: skip
+    assert run(case, "--source", "none", "--class-score", "0.81") == 0
+    assert by_id(json.loads(case["out"].read_text()))[2]["category_id"] == 1
+    assert run(case, "--source", "none", "--keep-classes") == 0
+    assert by_id(json.loads(case["out"].read_text()))[2]["category_id"] == 1
+
+
+def test_add_missing_adds_the_confident_predictions_with_new_ids(case):
+    assert run(case, "--source", "none") == 0
+    assert len(json.loads(case["out"].read_text())["annotations"]) == 3  # off by default
+    assert run(case, "--source", "none", "--add-missing") == 0
+    out = json.loads(case["out"].read_text())
+    # the star at 10..29 x 40..59 (0.9), not the circle of 0.6 < 0.7; ids from max id 3 + 1
+    added = out["annotations"][3:]
+    assert [(a["id"], a["image_id"], a["category_id"]) for a in added] == [(4, 2, 2)]
+    assert added[0]["bbox"] == [10.0, 40.0, 20.0, 20.0] and added[0]["area"] == 400.0
+    assert np.array_equal(polygons_mask(added[0]["segmentation"], 64, 64),
+                          square(64, 64, 40, 10, 20))  # fmt: skip
+    assert run(case, "--source", "none", "--add-missing", "--missing-score", "0.5") == 0
+    out = json.loads(case["out"].read_text())
+    assert [(a["id"], a["category_id"]) for a in out["annotations"][3:]] == [(4, 2), (5, 1)]
+
+
+def test_rle_masks_stay_rle_of_their_kind(tmp_path):
+    gt, results = hand_case()
+    gt["annotations"][0]["segmentation"] = uncompressed_rle(square(64, 64, 10, 10, 20))
+    gt["annotations"][2]["segmentation"] = rle(square(64, 64, 10, 40, 20))
+    case = write_case(tmp_path, gt, results, OBJECTS)
+    assert run(case, "--source", "prediction", "--add-missing") == 0
+    new = by_id(json.loads(case["out"].read_text()))
+    assert new[1]["segmentation"] == uncompressed_rle(square(64, 64, 10, 14, 20))
+    assert new[1]["bbox"] == [14.0, 10.0, 20.0, 20.0]
+    assert new[4]["segmentation"] == rle(square(64, 64, 40, 10, 20))  # not all polygons: RLE
+
+
+def test_grabcut_finds_the_square_the_image_shows(tmp_path):
+    gt, results = hand_case()
+    # annotation 1 drawn 3 px too large all round (26 x 26 at 7, 7): IoU 400 / 676 with the square
+    # the image shows at 10, 10, and 0.62 with the prediction
+    gt["annotations"][0]["segmentation"] = [[7, 7, 33, 7, 33, 33, 7, 33]]
+    case = write_case(tmp_path, gt, results, OBJECTS)
+    assert run(case, "--source", "grabcut") == 0
+    mask = polygons_mask(by_id(json.loads(case["out"].read_text()))[1]["segmentation"], 64, 64)
+    truth = square(64, 64, 10, 10, 20)
+    assert (mask & truth).sum() / (mask | truth).sum() >= 0.95
+
+
+def test_predictions_of_a_model_are_read_from_the_audit_folder(case, tmp_path):
+    audit_json = case["audit"] / "audit.json"
+    audit = json.loads(audit_json.read_text())
+    audit["predictions"] = {"source": "folds", "config": "c.yaml", "folds": 2}
+    audit_json.write_text(json.dumps(audit))
+    with pytest.raises(FileNotFoundError, match="predictions.json; pass them with --detections"):
+        refine_file(case["gt"], case["images"], case["audit"], case["out"])
+    (case["audit"] / "predictions.json").write_bytes(case["results"].read_bytes())
+    result = refine_file(case["gt"], case["images"], case["audit"], case["out"],
+                         options=RefineOptions(source="prediction"))  # fmt: skip
+    assert result["report"]["counts"]["masks"] == 1 and result["report"]["cross_fitted"]
+
+
+def test_errors_name_the_file_and_the_annotation(case, tmp_path, capsys):
+    gt = json.loads(case["gt"].read_text())
+    gt["annotations"][0]["segmentation"] = [[10, 10, 31, 10, 31, 29, 10, 29]]  # changed since
+    case["gt"].write_text(json.dumps(gt))
+    with pytest.raises(AnnotationError) as error:
+        refine_file(case["gt"], case["images"], case["audit"], case["out"])
+    assert str(error.value).startswith(
+        f"{case['gt']}: annotation 1 (image 1): mask IoU with its best match"
+    )
+    assert "changed since the audit" in str(error.value)
+    assert run(case) == 2
+    assert capsys.readouterr().err.startswith(f"error: {case['gt']}: annotation 1 (image 1)")
+    assert not case["out"].exists() and not case["out"].with_suffix(".refine_report.json").exists()
+
+    gt["annotations"][1]["segmentation"] = [[40, 40, 60, 40, 60]]  # odd number of coordinates
+    case["gt"].write_text(json.dumps(gt))
+    assert run(case) == 2
+    assert capsys.readouterr().err.startswith(f"error: {case['gt']}: annotation 2 (image 1):")
+
+    extra = json.loads(case["gt"].read_text())
+    extra["annotations"] = [a for a in extra["annotations"] if a["id"] != 2]
+    case["gt"].write_text(json.dumps(extra))
+    with pytest.raises(AnnotationError, match="annotation 2 .* is not in the file"):
+        refine_file(case["gt"], case["images"], case["audit"], case["out"])
+
+
+def test_the_input_is_never_the_output(case):
+    with pytest.raises(ValueError, match="would overwrite the input"):
+        refine_file(case["gt"], case["images"], case["audit"], case["gt"])
+    with pytest.raises(ValueError, match="output folder does not exist"):
+        refine_file(case["gt"], case["images"], case["audit"], case["out"].parent / "no" / "o.json")
+
+
+def test_help_and_the_choice_import_neither_torch_nor_detectron2():
+    loaded = modules_loaded_by_help({"noisy_mask.refine": []})["noisy_mask.refine"]
+    assert not heavy(loaded)
+    assert {m for m in loaded if m.startswith("noisy_mask")} <= {
+        "noisy_mask.refine",
+        "noisy_mask.refine.cli",
+    }
+    assert not heavy(modules_loaded_by_import("noisy_mask.refine.apply"))
