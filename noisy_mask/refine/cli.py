@@ -1,4 +1,4 @@
-"""A corrected copy of a COCO instances file, from its audit (`python -m noisy_mask.audit`):
+"""A corrected copy of a COCO instances file, from its audit (`python -m noisy_mask.audit`).
 
     python -m noisy_mask.refine --annotations A.json IMAGE_DIR --audit AUDIT_DIR --output OUT.json
         [--source auto|prediction|grabcut|agreement|none] [--reference REF.json] [--add-missing]
