@@ -42,7 +42,7 @@ p { max-width: 60em; margin: 0.3em 0; }
 .key .ann { border-top: 3px solid #D55E00; }
 .key .pred { border-top: 3px dashed #0072B2; }
 table { border-collapse: collapse; margin-top: 0.5em; }
-th, td { padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }
+th, td { padding: 3px 6px; border-bottom: 1px solid #ddd; text-align: right; }
 td { vertical-align: middle; }
 td.text, th.text { text-align: left; }
 thead th { position: sticky; top: 0; background: #f4f4f4; z-index: 1; }
@@ -122,12 +122,12 @@ ANNOTATION_COLUMNS: Sequence[Column] = (
     ("annotation", "num", "asc", lambda r: _id(r["id"])),
     ("image", "num", "asc", lambda r: _id(r["image_id"])),
     ("class", "text", "asc", lambda r: (r["category"], r["category"] or "")),
-    ("match", "text", "asc", lambda r: (r["pred_category"], r["pred_category"] or "none")),
-    ("match score", "num", "desc", lambda r: _number(r["pred_score"], 2)),
+    ("best match", "text", "asc", lambda r: (r["pred_category"], r["pred_category"] or "none")),
+    ("score", "num", "desc", lambda r: _number(r["pred_score"], 2)),
     ("mask IoU", "num", "asc", lambda r: _number(r["mask_iou"])),
     ("boundary IoU", "num", "asc", lambda r: _number(r["boundary_iou"])),
     ("class agrees", "num", "asc", _agrees),
-    ("other class score", "num", "desc", lambda r: _number(r["other_class_score"], 2)),
+    ("other class", "num", "desc", lambda r: _number(r["other_class_score"], 2)),
     ("suspicion", "num", "desc", lambda r: _number(r["suspicion"])),
 )
 MISSING_COLUMNS: Sequence[Column] = (
@@ -139,7 +139,7 @@ MISSING_COLUMNS: Sequence[Column] = (
     ("best IoU with an annotation", "num", "asc", lambda r: _number(r["max_iou"])),
     ("area", "num", "desc", lambda r: (r["area"], f"{r['area']:.0f}")),
 )
-TEXT_COLUMNS = ("class", "match", "class agrees", "predicted class")
+TEXT_COLUMNS = ("class", "best match", "class agrees", "predicted class")
 
 
 def _table(
@@ -262,10 +262,12 @@ def write_page(
 <p class="summary">{html.escape(summary_text)}</p>
 <p class="key">In each picture: <span class="ann"></span>the annotation's outline,
 <span class="pred"></span>the prediction that matches it best (any class).</p>
-<p>Suspicion = 1 &minus; mask IoU &times; (1 &minus; class doubt) for an annotation with a match,
-1 without one; class doubt = how much higher the model scores another class than the annotated one
-for the same object (0 when it agrees). Rank 1 is the most suspicious. Click a column header to sort
-by it, again to reverse.</p>
+<p>Best match: the prediction of largest mask IoU with the annotation, of any class; class agrees:
+the model's most confident class for the object is the annotated one (else: that class and its
+score, in "other class"). Suspicion = 1 &minus; mask IoU &times; (1 &minus; class doubt) for an
+annotation with a match, 1 without one; class doubt = how much higher the model scores another
+class than the annotated one for the same object (0 when it agrees). Rank 1 is the most
+suspicious. Click a column header to sort by it, again to reverse.</p>
 <h2>Annotations ({n:,})</h2>
 {_table("annotations", ANNOTATION_COLUMNS, annotations, annotation_thumbs,
         lambda r: f"annotation {r['id']}")}
