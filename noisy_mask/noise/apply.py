@@ -142,7 +142,6 @@ def _run_job(job: _Job, params: NoiseParams, seed: int):
 def _init_worker(params: NoiseParams, seed: int) -> None:
     global _worker_setup
     _worker_setup = (params, seed)
-    cv2.setNumThreads(1)  # a forked child must not rely on the parent's OpenCV thread pool
 
 
 def _run_job_in_worker(job: _Job):
@@ -175,10 +174,18 @@ def _run_jobs_unnamed(
         # fork: workers inherit the loaded modules instead of importing them again
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with context.Pool(workers, _init_worker, (params, seed)) as pool:
-            for result in pool.imap(_run_job_in_worker, jobs, chunksize=_CHUNK):
-                yield result
-                bar.update()
+        # A forked child inherits OpenCV's thread-pool state but none of its threads, and
+        # reconfiguring that pool there waits forever for them. With one thread in the parent
+        # while it forks, the children never touch the pool.
+        opencv_threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            with context.Pool(workers, _init_worker, (params, seed)) as pool:
+                for result in pool.imap(_run_job_in_worker, jobs, chunksize=_CHUNK):
+                    yield result
+                    bar.update()
+        finally:
+            cv2.setNumThreads(opencv_threads)
 
 
 def add_mask_noise(

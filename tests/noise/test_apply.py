@@ -344,3 +344,29 @@ def test_an_unexpected_error_on_an_instance_names_the_file_and_the_annotation(
         f"{source}: annotation 107: the noise failed on its segmentation: RuntimeError: unexpected"
     )
     assert sorted(os.listdir(tmp_path)) == ["in.json"]  # nothing written
+
+
+@pytest.mark.slow
+def test_worker_processes_start_after_opencv_ran_threaded_in_the_parent(tmp_path):
+    # A forked child inherits OpenCV's thread-pool state but none of its threads; setting the
+    # thread count in the child then waited forever (seen in a test run that drew pictures
+    # before noising). In a fresh interpreter: threaded OpenCV, then 2 workers, 20 times over,
+    # under a timeout; and the parent's thread count is as it was afterwards.
+    import subprocess
+    import sys
+
+    source = write_json(tmp_path / "in.json", shapes_coco(num_images=20, per_image=8))
+    script = f"""
+import cv2, numpy as np
+from noisy_mask.noise.apply import noise_file
+threads = cv2.getNumThreads()
+big = np.random.default_rng(0).random((1500, 1500), dtype=np.float32)
+for k in range(20):
+    cv2.GaussianBlur(cv2.resize(big, (1000, 1000)), (15, 15), 3)
+    noise_file({str(source)!r}, {str(tmp_path / 'out.json')!r}, "mid", seed=0, workers=2)
+assert cv2.getNumThreads() == threads > 1, (cv2.getNumThreads(), threads)
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
