@@ -10,10 +10,12 @@ the scores, and the files of OUTPUT_DIR:
 
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
+
+from pycocotools import mask as mask_utils
 
 from ..coco.io import coco_name, read_coco
-from ..evaluation.detections import read_detections
+from ..evaluation.detections import Detection, read_detections
 from ..utils.atomic import write_json_atomic
 from .report import CSV_FILE, JSON_FILE, audit_rows, describe_source, summary, summary_line
 from .report import write_csv, write_json
@@ -60,8 +62,8 @@ def run_audit(
     output_dir.mkdir(parents=True, exist_ok=True)
     fold_records = None
     if detections is not None:
-        predictions_path = Path(detections)
         source = describe_source(detections=os.fspath(detections))
+        by_image = read_detections(Path(detections), gt, options.min_score)
     else:
         from . import predict  # detectron2 and torch: only to make predictions
 
@@ -79,9 +81,8 @@ def run_audit(
                 jobs or DEFAULT_JOBS, options.min_score,
             )  # fmt: skip
             source = describe_source(config=os.fspath(config), folds=fold_records)
-        predictions_path = output_dir / PREDICTIONS_FILE
-        write_json_atomic(predictions_path, results, indent=None)
-    by_image = read_detections(predictions_path, gt, options.min_score)
+        write_json_atomic(output_dir / PREDICTIONS_FILE, results, indent=None)
+        by_image = own_detections(results, options.min_score)
     audit = audit_annotations(gt, by_image, options, name)
     if fold_records is not None:
         fold_of = {i: r["fold"] for r in fold_records for i in r["predicted_images"]}
@@ -90,6 +91,27 @@ def run_audit(
     truth = _truth(audit, gt, name, clean, noise_report)
     return _write(audit, gt, name, image_dir, output_dir, source, fold_records, truth,
                   num_pictures, html)  # fmt: skip
+
+
+def own_detections(
+    results: Sequence[Dict[str, Any]], min_score: float
+) -> Dict[int, List[Detection]]:
+    """The predictions a model of this package made (`predict`), by image id, as
+    `evaluation.detections.read_detections` reads them from a file (score >= min_score, empty
+    masks left out, the file's order) without checking them again: pycocotools encoded them."""
+    by_image: Dict[int, List[Detection]] = {}
+    for result in results:
+        if result["score"] < min_score:
+            continue
+        segmentation = result["segmentation"]
+        counts = segmentation["counts"]
+        rle = {"size": list(segmentation["size"]),
+               "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+        if mask_utils.area(rle) > 0:
+            by_image.setdefault(result["image_id"], []).append(
+                Detection(result["category_id"], float(result["score"]), rle)
+            )
+    return by_image
 
 
 def _config(gt, annotations, image_dir, output_dir: Path, config, for_weights: bool) -> Path:
