@@ -33,6 +33,7 @@ from .experiments.robustness import (
     run_robustness,
 )
 from .experiments.runner import DEFAULT_JOBS, Schedule
+from .utils.overrides import check_overrides
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,8 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if len(args.opts) % 2:
-        parser.error(f"overrides come in KEY VALUE pairs, got {args.opts}")
+    check_overrides(parser, args.opts)
     command = "python -m noisy_mask.robustness " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.train or args.val:
         return _user_grid(parser, args, command)

@@ -25,6 +25,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..utils.overrides import check_overrides
+
 EXIT_BAD_INPUT = 2
 
 
@@ -79,11 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if len(args.opts) % 2:
-        parser.error(f"overrides come in KEY VALUE pairs, got {args.opts}")
-    flags = [o for o in args.opts if o.startswith("--")]
-    if flags:
-        parser.error(f"{flags[0]} after the KEY VALUE overrides: put the overrides last")
+    check_overrides(parser, args.opts)
     if args.detections is not None:
         given = [f for f, v in (("--config", args.config), ("--max-iter", args.max_iter)) if v]
         if given or args.opts:

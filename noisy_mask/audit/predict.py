@@ -10,7 +10,6 @@ it (train_net's own evaluation on that fold writes the results file): every imag
 by the one model that never saw it.
 """
 
-import ast
 import hashlib
 import json
 import os
@@ -121,17 +120,6 @@ def fold_assignment(image_ids: Sequence[int], folds: int, seed: int = 0) -> Dict
     return {ids[int(i)]: position % folds for position, i in enumerate(order)}
 
 
-def schedule_opts(max_iter: int) -> List[str]:
-    """`experiments.runner.Schedule`'s solver overrides for `max_iter` iterations, without the LR
-    steps that would fall on or after the last iteration (detectron2 refuses them; a run of a
-    few iterations has none)."""
-    opts = Schedule(0, 0, max_iter).solver_opts()
-    k = opts.index("SOLVER.STEPS") + 1
-    steps = tuple(sorted({int(s) for s in ast.literal_eval(opts[k]) if 0 < int(s) < max_iter}))
-    opts[k] = repr(steps)
-    return opts
-
-
 def _subset(gt: Mapping[str, Any], image_ids: set) -> Dict[str, Any]:
     subset = dict(gt)
     subset["images"] = [image for image in gt["images"] if image["id"] in image_ids]
@@ -164,7 +152,7 @@ def cross_fit(
     assignment = fold_assignment([image["id"] for image in gt["images"]], folds, seed)
     digest = hashlib.sha256(Path(annotations_path).read_bytes()).hexdigest()
     image_dir = os.path.abspath(image_dir)
-    schedule = schedule_opts(max_iter) if max_iter else []
+    schedule = Schedule(0, 0, max_iter).solver_opts() if max_iter else []
     tasks, records = [], []
     for fold in range(folds):
         fold_dir = Path(output_dir) / FOLDS_DIR / f"fold{fold}"

@@ -126,7 +126,9 @@ def test_help_and_the_pure_modules_import_neither_torch_nor_detectron2():
     loaded = modules_loaded_by_help({"noisy_mask.audit": []})["noisy_mask.audit"]
     assert not heavy(loaded)
     ours = {m for m in loaded if m.startswith("noisy_mask")}
-    assert ours <= {"noisy_mask.audit", "noisy_mask.audit.cli"}
+    # the command, and the stdlib-only check of its KEY VALUE overrides
+    assert ours <= {"noisy_mask.audit", "noisy_mask.audit.cli", "noisy_mask.utils",
+                    "noisy_mask.utils.overrides"}
     for module in ("run", "pictures", "html", "truth"):  # run imports scores and report
         assert not heavy(modules_loaded_by_import(f"noisy_mask.audit.{module}")), module
 
