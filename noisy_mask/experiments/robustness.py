@@ -204,7 +204,7 @@ def run_robustness(
     if todo:
         minutes = measure_run_cost(output_dir, splits, schedule, jobs, start, config, overrides)
         print(f"{len(runs)} runs ({todo} to train), {minutes:.1f} min per run measured here, "
-              f"{jobs} side by side: about {minutes * todo / jobs:.0f} min", flush=True)
+              f"{jobs} side by side: about {minutes * todo / jobs:.1f} min", flush=True)
     records = run_grid(output_dir, losses, levels, seeds, schedule, jobs, clean_losses, pretrain,
                        splits, start, config, overrides)
     summary = summarize(records)
@@ -215,7 +215,8 @@ def run_robustness(
               f"(runs already finished are not repeated); {schedule.max_iter} iterations per run, "
               f"{start.describe()}; training annotations {splits.train_json}, evaluation on "
               f"{splits.val_json}.\n")
-    advice = verdict(summary, records, losses, levels, splits.reference)
+    advice = verdict(summary, records, losses, levels, splits.reference) or [
+        "- only bce was trained: give --losses to compare others with it"]
     table = (header + "\nVerdict (boundary AP):\n\n" + "\n".join(advice) + "\n\n"
              + markdown(summary, losses, levels, records, splits.reference))
     write_text_atomic(output_dir / "results.md", table)
