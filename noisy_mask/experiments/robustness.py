@@ -126,8 +126,11 @@ def run_grid(output_dir: Path, losses, levels, seeds, schedule: Schedule, jobs: 
     tasks = [functools.partial(train_and_evaluate, Path(run["run_dir"]), run["loss"],
                                run.pop("data"), schedule, run["seed"], opts, config=config)
              for run in runs]
-    for run, results in zip(runs, run_in_parallel(tasks, jobs)):
-        run["results"] = results
+    # Finished runs only read their results; the others share the cores.
+    finished = [(Path(run["run_dir"]) / EVAL_RESULTS_FILE).exists() for run in runs]
+    trained = iter(run_in_parallel([t for t, done in zip(tasks, finished) if not done], jobs))
+    for run, task, done in zip(runs, tasks, finished):
+        run["results"] = task() if done else next(trained)
     return runs
 
 

@@ -1,0 +1,39 @@
+import threading
+import time
+
+from noisy_mask.experiments import runner
+
+
+def test_last_task_waits_for_the_others_and_gets_every_core(monkeypatch):
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 4)
+    lock = threading.Lock()
+    running, events = [0], []
+
+    def task(name, seconds, threads):
+        with lock:
+            running[0] += 1
+            events.append((name, "start", threads, running[0]))
+        time.sleep(seconds)
+        with lock:
+            running[0] -= 1
+            events.append((name, "end"))
+        return name
+
+    tasks = [lambda threads, n=n, s=s: task(n, s, threads)
+             for n, s in [("a", 0.05), ("b", 0.3), ("c", 0.05), ("d", 0.05), ("e", 0.05)]]
+    assert runner.run_in_parallel(tasks, jobs=2) == ["a", "b", "c", "d", "e"]
+    starts = {e[0]: e for e in events if e[1] == "start"}
+    # Two side by side on 2 of the 4 cores each, never more than two at once.
+    assert [starts[n][2] for n in "abcd"] == [2, 2, 2, 2]
+    assert max(e[3] for e in starts.values()) == 2
+    # The fifth, alone, starts after every other has ended and has the 4 cores.
+    assert starts["e"][2] == 4 and starts["e"][3] == 1
+    assert events.index(starts["e"]) == len(events) - 2
+
+
+def test_fewer_tasks_than_jobs_share_the_cores(monkeypatch):
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
+    seen = runner.run_in_parallel([lambda threads: threads] * 3, jobs=4)
+    assert seen == [1, 1, 1]  # 3 jobs on 2 cores: at least one thread each
+    assert runner.run_in_parallel([lambda threads: threads], jobs=2) == [2]
+    assert runner.run_in_parallel([], jobs=2) == []
