@@ -5,19 +5,23 @@ dataset or on yours.
     python -m noisy_mask.robustness --output output/robustness-smoke --smoke     # a quick subset
     python -m noisy_mask.robustness --output DIR --train TRAIN.json TRAIN_IMAGES \\
         --val VAL.json VAL_IMAGES [--weights CHECKPOINT] [--config CONFIG] [KEY VALUE ...]
+    python -m noisy_mask.robustness --output DIR --levels clean mid --refine    # + refinement
 
 On your data the reference level is your training annotations as they are (`as_is`) and the noise
 levels are the presets applied on top; every run is evaluated on your validation split. Without
 --config a CPU config is sized from your data; trailing KEY VALUE overrides go to every run. An
 interrupted grid resumes. Writes results.md (with a verdict per level), results.json and
-pr_curves_<level>.png into --output (`noisy_mask.experiments.robustness`).
+pr_curves_<level>.png into --output (`noisy_mask.experiments.robustness`). With --refine, each
+noise level's training annotations are also audited by cross-fitted models, refined, and trained
+on again (`noisy_mask.experiments.refinement`; docs/refine.md).
 """
 import argparse
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .experiments.levels import AS_IS, LEVELS, REFERENCE_LEVELS, Splits
+from .experiments.levels import AS_IS, LEVELS, REFERENCE_LEVELS, Splits, builtin_splits
+from .experiments.refinement import BUILTIN_REFERENCE_IMAGES, RefineArm
 from .experiments.robustness import (
     BCE_ONLY_LEVELS,
     DEFAULT_LEVELS,
@@ -33,6 +37,7 @@ from .experiments.robustness import (
     run_robustness,
 )
 from .experiments.runner import DEFAULT_JOBS, Schedule
+from .refine.apply import CHOICES
 from .utils.overrides import check_overrides
 
 
@@ -47,8 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val", nargs=2, metavar=("JSON", "IMAGE_DIR"),
                         help="your validation split, on which every run is evaluated")
     parser.add_argument("--weights", default="",
-                        help="with --train: a detectron2 checkpoint every run starts from "
-                             "(default: from scratch)")
+                        help="a detectron2 checkpoint every run starts from (default: from "
+                             "scratch with --train; on the built-in data a detector pretrained "
+                             "without masks, made once under --output)")
     parser.add_argument("--config", type=Path, default=None,
                         help="with --train: any detectron2 config (default: a CPU config sized "
                              "from your data, written to OUTPUT/config.yaml)")
@@ -73,9 +79,60 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="runs side by side")
     parser.add_argument("--smoke", action="store_true",
                         help=f"built-in data: only {SMOKE['losses']} at {SMOKE['levels']}, seed 0")
+    parser.add_argument("--pretrain-iters", type=int, default=None,
+                        help=f"built-in data: iterations of the detector pretrained without "
+                             f"masks (default {PRETRAIN.max_iter}; "
+                             f"{SMOKE['pretrain'].max_iter} with --smoke)")
+    parser.add_argument("--shapes-variant", choices=("plain", "hard"), default="plain",
+                        help="built-in data: plain shapes, or hard ones (textured, low contrast, "
+                             "cluttered background, touching); the detector is pretrained on "
+                             "the same variant")
+    refine = parser.add_argument_group(
+        "refinement arm", "at each noise level and seed, audit the noisy training annotations "
+        "with cross-fitted models, refine them (`noisy_mask.audit`, `noisy_mask.refine`) and "
+        "train on the copy (level <level>_refined)")
+    refine.add_argument("--refine", action="store_true", help="add the refinement arm")
+    refine.add_argument("--refine-folds", type=int, default=RefineArm.folds,
+                        help=f"cross-fitted models per audit (default {RefineArm.folds})")
+    refine.add_argument("--refine-source", choices=CHOICES, default=RefineArm.source,
+                        help="the refine tool's --source (default auto)")
+    refine.add_argument("--refine-reference", metavar="REF_JSON", default=None,
+                        help="with --train: a few of your training images annotated with care "
+                             "(COCO), which decide the source")
+    refine.add_argument("--refine-reference-images", type=int, default=BUILTIN_REFERENCE_IMAGES,
+                        help="built-in data: the clean masks of this many training images are "
+                             f"the reference (default {BUILTIN_REFERENCE_IMAGES}; 0: none, the "
+                             "label-free choice)")
+    refine.add_argument("--refine-losses", nargs="+", default=None,
+                        help="trained on the refined annotations (default: bce and the level's "
+                             "best loss by the grid)")
+    refine.add_argument("--keep-missing", action="store_true",
+                        help="do not add the confident predictions that no annotation covers")
     parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
                         help="config overrides passed to every run")
     return parser
+
+
+def refine_arm(parser: argparse.ArgumentParser, args, builtin: bool) -> Optional[RefineArm]:
+    """The refinement arm the flags ask for, or None; errors for flags without --refine."""
+    given = [flag for flag, value in (("--refine-reference", args.refine_reference),
+                                      ("--refine-losses", args.refine_losses),
+                                      ("--keep-missing", args.keep_missing)) if value]
+    if not args.refine:
+        if given:
+            parser.error(f"{given[0]} goes with --refine")
+        return None
+    if args.refine_folds < 2:
+        parser.error("--refine-folds must be at least 2")
+    if args.refine_reference and builtin:
+        parser.error("--refine-reference goes with --train (the built-in data's reference is "
+                     "--refine-reference-images)")
+    if args.refine_reference and not Path(args.refine_reference).is_file():
+        parser.error(f"--refine-reference: file {args.refine_reference} not found")
+    return RefineArm(folds=args.refine_folds, source=args.refine_source,
+                     reference=args.refine_reference,
+                     reference_images=args.refine_reference_images if builtin else 0,
+                     add_missing=not args.keep_missing)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -85,9 +142,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     command = "python -m noisy_mask.robustness " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.train or args.val:
         return _user_grid(parser, args, command)
-    for flag in ("weights", "config"):
-        if getattr(args, flag):
-            parser.error(f"--{flag} goes with --train and --val (your data)")
+    if args.config:
+        parser.error("--config goes with --train and --val (your data)")
+    if args.weights and args.pretrain_iters:
+        parser.error("--pretrain-iters makes the detector that --weights replaces: give one")
+    arm = refine_arm(parser, args, builtin=True)
     if args.smoke:
         args.losses, args.levels, args.seeds = SMOKE["losses"], SMOKE["levels"], SMOKE["seeds"]
     levels = args.levels or list(DEFAULT_LEVELS)
@@ -95,10 +154,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"level {AS_IS} is your data's reference: give --train and --val")
     base = SMOKE["schedule"] if args.smoke else GRID
     schedule = Schedule(base.num_train, base.num_val, args.max_iter or base.max_iter)
+    pretrain = SMOKE["pretrain"] if args.smoke else PRETRAIN
+    if args.pretrain_iters:
+        pretrain = Schedule(pretrain.num_train, 0, args.pretrain_iters)
+    start = StartingPoint(weights=args.weights, pretrain=None if args.weights else pretrain,
+                          variant=args.shapes_variant)
     table = run_robustness(
         args.output, args.losses or list(DEFAULT_LOSSES), levels, args.seeds, schedule,
-        args.jobs, args.clean_losses, SMOKE["pretrain"] if args.smoke else PRETRAIN, command,
-        config=FINETUNE_CONFIG, overrides=args.opts,
+        args.jobs, args.clean_losses, pretrain, command,
+        splits=builtin_splits(args.output, schedule, args.shapes_variant), start=start,
+        config=FINETUNE_CONFIG, overrides=args.opts, refine=arm,
+        refine_losses=args.refine_losses,
     )
     print(table)
     return 0
@@ -109,6 +175,11 @@ def _user_grid(parser: argparse.ArgumentParser, args, command: str) -> int:
 
     if not (args.train and args.val):
         parser.error("--train and --val go together")
+    for flag, value in (("--shapes-variant", args.shapes_variant != "plain"),
+                        ("--pretrain-iters", args.pretrain_iters)):
+        if value:
+            parser.error(f"{flag} is for the built-in data; not with --train")
+    arm = refine_arm(parser, args, builtin=False)
     if args.smoke:
         parser.error("--smoke is the built-in data's quick subset; with --train use --levels, "
                      "--losses, --seeds and --max-iter")
@@ -134,7 +205,7 @@ def _user_grid(parser: argparse.ArgumentParser, args, command: str) -> int:
     table = run_robustness(
         args.output, args.losses or list(USER_LOSSES), levels, args.seeds, schedule, args.jobs,
         args.clean_losses, command=command, splits=splits, start=start, config=config,
-        overrides=args.opts,
+        overrides=args.opts, refine=arm, refine_losses=args.refine_losses,
     )
     print(table)
     return 0

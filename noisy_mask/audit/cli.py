@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "correlation)")
     truth.add_argument("--clean", type=Path, metavar="CLEAN_JSON",
                        help="the clean file a noisy copy was made from: the same, paired by "
-                            "annotation id")
+                            "annotation id, and the deleted instances among the possibly "
+                            "missing ones")
     parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
                         help="config overrides (with --weights or --folds)")
     return parser

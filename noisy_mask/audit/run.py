@@ -134,16 +134,23 @@ def _config(gt, annotations, image_dir, output_dir: Path, config, for_weights: b
 
 def _truth(audit: Audit, gt, name: str, clean, noise_report) -> Optional[Dict[str, Any]]:
     from ..coco.io import load_json
-    from .truth import score_against_truth, truth_from_clean, truth_from_report
+    from .truth import deleted_instances, missing_found, score_against_truth, truth_from_clean
+    from .truth import truth_from_report
 
+    clean_gt = None
+    if clean is not None:
+        clean_name = coco_name(clean, "clean annotations")
+        clean_gt = read_coco(clean, clean_name, UNUSED_KEYS)
     if noise_report is not None:
         truth = truth_from_report(load_json(noise_report), os.fspath(noise_report))
-    elif clean is not None:
-        clean_name = coco_name(clean, "clean annotations")
-        truth = truth_from_clean(read_coco(clean, clean_name, UNUSED_KEYS), gt, clean_name, name)
+    elif clean_gt is not None:
+        truth = truth_from_clean(clean_gt, gt, clean_name, name)
     else:
         return None
-    return score_against_truth(audit, truth)
+    scores = score_against_truth(audit, truth)
+    if clean_gt is not None:  # the deleted instances' masks are only in the clean file
+        scores["missing"] = missing_found(audit, deleted_instances(clean_gt, gt, clean_name))
+    return scores
 
 
 def _write(audit, gt, name, image_dir, output_dir: Path, source, fold_records, truth,

@@ -6,19 +6,27 @@ each annotation), or the clean file paired with the noisy one by annotation id
 - flip AUROC: the probability that a class-flipped annotation has a higher suspicion than one that
   kept its class (ties count one half; the Mann-Whitney statistic);
 - IoU rank correlation: Spearman's correlation of the audited mask IoU with the true IoU of the
-  noisy mask against the clean one; and the same for -suspicion.
+  noisy mask against the clean one; and the same for -suspicion;
+- with the clean file, the deleted instances among the possibly missing ones (`missing_found`).
 
 Both need no scipy: ranks are averaged over ties, Spearman's rho is the Pearson correlation of the
 ranks.
 """
 
 import math
-from typing import Any, Dict, Mapping, NamedTuple, Sequence
+from typing import Any, Dict, List, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from ..coco.io import annotation_rle
+from ..coco.rle import Rle, mask_iou
 from ..noise.matching import DELETED, FLIPPED, match_noise_dicts
 from .scores import Audit
+
+# A possibly missing prediction finds a deleted instance when their masks overlap this much.
+FOUND_IOU = 0.5
+# The deleted instances found are counted down the list as long as this share of it is right.
+MISSING_PRECISION = 0.5
 
 
 def average_ranks(values: Sequence[float]) -> np.ndarray:
@@ -122,9 +130,61 @@ def truth_line(scores: Mapping[str, Any]) -> str:
     def show(value: Any) -> str:
         return "n/a" if value is None else f"{value:.2f}"
 
-    return (
+    line = (
         f"Against the truth: flipped classes AUROC {show(scores['flip_auroc'])} "
         f"({scores['flipped']:,} of {scores['annotations']:,}); rank correlation with the true "
         f"IoU: audited mask IoU {show(scores['iou_spearman'])}, suspicion "
         f"{show(scores['suspicion_spearman'])}"
     )
+    missing = scores.get("missing")
+    if missing and missing["deleted"]:
+        line += (
+            f"; deleted instances: {missing['found']} of {missing['deleted']} among the "
+            f"{missing['reported']:,} possibly missing, "
+            f"{100 * missing['recall_at_precision']:.0f}% at "
+            f"{100 * missing['precision']:.0f}% precision"
+        )
+    return line
+
+
+def deleted_instances(
+    clean: Mapping[str, Any], noisy: Mapping[str, Any], clean_name: str = "clean annotations"
+) -> Dict[int, List[Rle]]:
+    """The masks of the clean annotations that the noisy copy no longer has (the noise keeps the
+    ids of the others), by image id; crowd annotations left out."""
+    kept = {ann["id"] for ann in noisy["annotations"]}
+    images = {image["id"]: image for image in clean["images"]}
+    deleted: Dict[int, List[Rle]] = {}
+    for ann in clean["annotations"]:
+        if ann["id"] not in kept and not ann.get("iscrowd", 0):
+            rle = annotation_rle(ann, images[ann["image_id"]], clean_name)
+            deleted.setdefault(ann["image_id"], []).append(rle)
+    return deleted
+
+
+def missing_found(
+    audit: Audit, deleted: Mapping[int, Sequence[Rle]], found_iou: float = FOUND_IOU,
+    precision: float = MISSING_PRECISION,
+) -> Dict[str, Any]:
+    """How the possibly missing instances find the deleted ones. Down the missing list from the
+    highest score, a prediction finds a deleted instance of its image that no higher one found
+    when their mask IoU is at least `found_iou`. Returns the counts (deleted, reported, found) and
+    recall_at_precision: the largest share of the deleted instances found by a top k of the list
+    of which at least `precision` found one (0 if no top k is that precise; None if nothing was
+    deleted)."""
+    total = sum(len(masks) for masks in deleted.values())
+    unfound = {image_id: list(masks) for image_id, masks in deleted.items()}
+    found, best_recall = 0, 0.0
+    ranked = sorted(audit.missing, key=lambda m: -m.pred_score)
+    for k, item in enumerate(ranked, start=1):
+        candidates = unfound.get(item.image_id, [])
+        ious = [mask_iou(item.rle, mask) for mask in candidates]
+        best = int(np.nanargmax(ious)) if ious and not np.all(np.isnan(ious)) else None
+        if best is not None and ious[best] >= found_iou:
+            candidates.pop(best)
+            found += 1
+        if total and found / k >= precision:
+            best_recall = max(best_recall, found / total)
+    return {"deleted": total, "reported": len(ranked), "found": found,
+            "precision": precision, "found_iou": found_iou,
+            "recall_at_precision": round(best_recall, 4) if total else None}

@@ -26,6 +26,23 @@ LEVELS = NOISE_LEVELS + tuple(SPLIT_LEVELS)
 # A user's training annotations as they are: the reference of a grid on the user's data.
 AS_IS = "as_is"
 REFERENCE_LEVELS = ("clean", AS_IS)
+# A level's noisy annotations after an audit and a refinement (experiments.refinement): `mid`
+# refined is `mid_refined`, made under output_dir/refine/mid/seed<seed>/.
+REFINED = "_refined"
+
+
+def base_level(level: str) -> str:
+    """The noise level a refined level was made from (`mid` for `mid_refined`); else the level."""
+    return level[: -len(REFINED)] if level.endswith(REFINED) else level
+
+
+def refine_folder(output_dir: Path, level: str, seed: int) -> Path:
+    """Where the audit and the refined annotations of a noise level and seed are kept."""
+    return Path(output_dir) / "refine" / level / f"seed{seed}"
+
+
+def refined_json(output_dir: Path, level: str, seed: int) -> Path:
+    return refine_folder(output_dir, level, seed) / "instances_train_refined.json"
 
 
 @dataclass(frozen=True)
@@ -40,13 +57,13 @@ class Splits:
     reference: str = "clean"
 
 
-def builtin_splits(output_dir: Path, schedule: Schedule) -> Splits:
-    """The built-in shapes dataset (seed 0) under output_dir/dataset, made once."""
+def builtin_splits(output_dir: Path, schedule: Schedule, variant: str = "plain") -> Splits:
+    """The built-in shapes dataset of `variant` (seed 0) under output_dir/dataset, made once."""
     from ..data import generate_shapes_dataset
 
     paths = generate_shapes_dataset(
         Path(output_dir) / "dataset", num_train=schedule.num_train, num_val=schedule.num_val,
-        seed=0,
+        seed=0, variant=variant,
     )
     return Splits(paths["train_json"], paths["train_images"], paths["val_json"],
                   paths["val_images"])
@@ -57,10 +74,20 @@ def level_data(output_dir: Path, splits: Splits, level: str, seed: int) -> Dict[
 
     At the reference level the training annotations are used as they are; at any other level a
     noisy copy is written once to output_dir/dataset/instances_train_<level>_seed<seed>.json
-    with its noise report, and the keys clean_train_json and noise_report are added.
+    with its noise report, and the keys clean_train_json and noise_report are added. A refined
+    level's annotations are its base level's refined copy, which must have been made
+    (`experiments.refinement.refine_level`); the key refine_report is added.
     """
     from ..noise.apply import noise_file
 
+    if level.endswith(REFINED):
+        refined = refined_json(output_dir, base_level(level), seed)
+        if not refined.exists():
+            raise FileNotFoundError(f"level {level}, seed {seed}: {refined} is not made yet")
+        data = level_data(output_dir, splits, base_level(level), seed)
+        data.update(train_json=str(refined), noise=level,
+                    refine_report=str(refined.with_suffix(".refine_report.json")))
+        return data
     data = dict(train_json=splits.train_json, train_images=splits.train_images,
                 val_json=splits.val_json, val_images=splits.val_images, noise=level)
     if level == splits.reference:
@@ -79,9 +106,10 @@ def level_data(output_dir: Path, splits: Splits, level: str, seed: int) -> Dict[
     return data
 
 
-def prepare_data(output_dir: Path, noise: str, schedule: Schedule, seed: int) -> Dict[str, str]:
+def prepare_data(output_dir: Path, noise: str, schedule: Schedule, seed: int,
+                 variant: str = "plain") -> Dict[str, str]:
     """`level_data` of the built-in dataset: its clean masks, or a noisy copy of them."""
-    return level_data(output_dir, builtin_splits(output_dir, schedule), noise, seed)
+    return level_data(output_dir, builtin_splits(output_dir, schedule, variant), noise, seed)
 
 
 def mean_noise_iou(data: Dict[str, str]) -> Optional[float]:

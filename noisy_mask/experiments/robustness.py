@@ -26,9 +26,11 @@ from typing import Dict, List, Optional, Sequence
 from ..model_zoo import get_config_file
 from ..utils.atomic import write_json_atomic, write_text_atomic
 from ..utils.run_folders import EVAL_RESULTS_FILE, METRICS_FILE
-from .levels import AS_IS, NOISE_LEVELS, Splits, builtin_splits, level_data
+from .levels import AS_IS, NOISE_LEVELS, REFERENCE_LEVELS, REFINED, Splits, builtin_splits
+from .levels import level_data, refined_json
+from .refinement import RefineArm, refine_level, refinement_records, refinement_table
 from .runner import Schedule, pretrain_detector, run_in_parallel, train_and_evaluate
-from .stats import markdown, summarize, verdict
+from .stats import best_loss, markdown, refinement_goals, summarize, verdict
 
 DEFAULT_LOSSES = ("bce", "dice", "label_smoothing", "svls", "bootstrap_soft", "bce+pairwise_color")
 # clean, easy, mid, hard, and mid with clean masks: what a mask loss could win back at mid at most
@@ -67,19 +69,21 @@ class StartingPoint:
 
     weights: str = ""
     pretrain: Optional[Schedule] = None
+    variant: str = "plain"  # of the built-in images the detector is pretrained on
 
     def describe(self) -> str:
         if self.weights:
             return f"fine-tuned from {self.weights}"
         if self.pretrain is not None:
-            return f"fine-tuned from a detector pretrained {self.pretrain.max_iter} iterations"
+            return (f"fine-tuned from a detector pretrained {self.pretrain.max_iter} iterations"
+                    + (f" on {self.variant} shapes" if self.variant != "plain" else ""))
         return "trained from scratch"
 
     def weights_opts(self, output_dir: Path, config: Path) -> List[str]:
         """The MODEL.WEIGHTS override of every run (pretraining the detector if needed)."""
         if self.pretrain is not None:
             weights = pretrain_detector(output_dir, self.pretrain, PRETRAIN_SEED, config,
-                                        threads=os.cpu_count())
+                                        threads=os.cpu_count(), variant=self.variant)
             return ["MODEL.WEIGHTS", str(weights)]
         return ["MODEL.WEIGHTS", self.weights]
 
@@ -189,10 +193,16 @@ def run_robustness(
     start: Optional[StartingPoint] = None,
     config: Path = FINETUNE_CONFIG,
     overrides: Sequence[str] = (),
+    refine: Optional[RefineArm] = None,
+    refine_losses: Optional[Sequence[str]] = None,
 ) -> str:
     """Run the grid (bce is always added: every share is measured against it), print the measured
     cost first, and write results.md, results.json and pr_curves_<level>.png into `output_dir`;
-    returns results.md's text. `command` is recorded in its header."""
+    returns results.md's text. `command` is recorded in its header.
+
+    With `refine`, each noise level is also refined per seed (`experiments.refinement`) and
+    `refine_losses` are trained on the refined annotations (default: bce and the level's best
+    loss by the grid), as the level `<level>_refined`."""
     from ..viz.plot import plot_pr_curves
 
     output_dir = Path(output_dir)
@@ -204,12 +214,22 @@ def run_robustness(
     started, version = time.time(), code_version()
     runs = plan_runs(output_dir, splits, losses, levels, seeds, clean_losses)
     todo = sum(not (Path(r["run_dir"]) / EVAL_RESULTS_FILE).exists() for r in runs)
+    if refine is not None:  # per level and seed not refined yet: its folds, then two losses
+        todo += sum(refine.folds + (len(refine_losses) if refine_losses else 2)
+                    for level in refinable(levels) for seed in seeds
+                    if not refined_json(output_dir, level, seed).exists())
     if todo:
         minutes = measure_run_cost(output_dir, splits, schedule, jobs, start, config, overrides)
         print(f"{len(runs)} runs ({todo} to train), {minutes:.1f} min per run measured here, "
               f"{jobs} side by side: about {minutes * todo / jobs:.1f} min", flush=True)
     records = run_grid(output_dir, losses, levels, seeds, schedule, jobs, clean_losses, pretrain,
                        splits, start, config, overrides)
+    refined_levels: List[str] = []
+    if refine is not None:
+        records += refine_and_train(output_dir, splits, levels, seeds, schedule, jobs, refine,
+                                    refine_losses, records, losses, start, config, overrides)
+        refined_levels = list(dict.fromkeys(r["level"] for r in records
+                                            if r["level"].endswith(REFINED)))
     summary = summarize(records)
     elapsed = time.time() - started
     header = (f"Command: `{command}`  \n"
@@ -220,15 +240,54 @@ def run_robustness(
               f"{splits.val_json}.\n")
     advice = verdict(summary, records, losses, levels, splits.reference) or [
         "- only bce was trained: give --losses to compare others with it"]
+    all_losses = list(dict.fromkeys([*losses, *(r["loss"] for r in records)]))
     table = (header + "\nVerdict (boundary AP):\n\n" + "\n".join(advice) + "\n\n"
-             + markdown(summary, losses, levels, records, splits.reference))
-    write_text_atomic(output_dir / "results.md", table)
+             + markdown(summary, all_losses, [*levels, *refined_levels], records,
+                        splits.reference))
     results = {"records": records, "summary": summary, "verdict": advice,
                "schedule": asdict(schedule), "start": asdict(start) | {"describe": start.describe()},
                "reference": splits.reference}
+    if refine is not None:
+        refinements = refinement_records(output_dir, refinable(levels), seeds)
+        table += ("\n\n## Refinement\n\nEach noise level's training annotations "
+                  f"{refine.describe()}, then trained on (level `<level>{REFINED}`). Against the "
+                  "reference annotations, mean over seeds:\n\n"
+                  + "\n".join(refinement_table(refinements)) + "\n\n"
+                  + "\n".join(refinement_goals(summary, records, refined_levels, all_losses,
+                                                splits.reference)) + "\n")
+        results["refinement"] = {"arm": asdict(refine), "describe": refine.describe(),
+                                 "records": refinements}
+    write_text_atomic(output_dir / "results.md", table)
     write_json_atomic(output_dir / "results.json", results)
-    for level in levels:
+    for level in [*levels, *refined_levels]:
         level_runs = [r for r in records if r["level"] == level and r["seed"] == seeds[0]]
         plot_pr_curves([r["run_dir"] for r in level_runs], output_dir / f"pr_curves_{level}.png",
                        labels=[r["loss"] for r in level_runs])
     return table
+
+
+def refinable(levels: Sequence[str]) -> List[str]:
+    """The levels whose training annotations are noisy: not the reference, nor mid_no_outlines."""
+    return [level for level in levels
+            if level not in REFERENCE_LEVELS and level not in BCE_ONLY_LEVELS]
+
+
+def refine_and_train(output_dir: Path, splits: Splits, levels, seeds, schedule: Schedule,
+                     jobs: int, arm: RefineArm, refine_losses: Optional[Sequence[str]],
+                     records: Sequence[Dict], losses, start: StartingPoint, config: Path,
+                     overrides: Sequence[str]) -> List[Dict]:
+    """Refine every noise level of `levels` per seed (the audits' folds `jobs` at a time), then
+    train `refine_losses` on the refined annotations (default: bce and the level's best loss by
+    `records`); one record per run, at level `<level>_refined`."""
+    summary = summarize(records)
+    refined_records: List[Dict] = []
+    for level in refinable(levels):
+        level_losses = list(refine_losses) if refine_losses else [
+            "bce", *filter(None, [best_loss(summary, records, losses, level)])]
+        opts = [*start.weights_opts(output_dir, config), *overrides]
+        for seed in seeds:
+            refine_level(output_dir, splits, level, seed, arm, schedule, config, opts, jobs)
+        refined_records += run_grid(output_dir, level_losses, [level + REFINED], seeds, schedule,
+                                    jobs, splits=splits, start=start, config=config,
+                                    overrides=overrides)
+    return refined_records

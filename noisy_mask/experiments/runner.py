@@ -123,10 +123,11 @@ def train_and_evaluate(
 
 def pretrain_detector(
     output_dir: Path, schedule: Schedule, seed: int, config: Path = SHAPES_CONFIG,
-    threads: Optional[int] = None,
+    threads: Optional[int] = None, variant: str = "plain",
 ) -> Path:
     """A detector without a mask branch (MODEL.MASK_ON False), trained on clean shapes images of
-    its own (`seed`, not the experiment's), as a starting point like a detection model zoo's;
+    its own (`seed`, not the experiment's; of `variant`), as a starting point like a detection
+    model zoo's;
     returns its weights, `output_dir/pretrain/model_final.pth`. Trained once: kept weights
     are returned at once, and an interrupted pretraining resumes.
 
@@ -140,7 +141,8 @@ def pretrain_detector(
     if weights.exists():
         return weights
     paths = generate_shapes_dataset(
-        output_dir / "pretrain_dataset", num_train=schedule.num_train, num_val=0, seed=seed
+        output_dir / "pretrain_dataset", num_train=schedule.num_train, num_val=0, seed=seed,
+        variant=variant,
     )
     opts = [
         "MODEL.MASK_ON",

@@ -5,11 +5,17 @@ import math
 from statistics import mean, stdev
 from typing import Dict, List, Optional, Sequence
 
+from .levels import base_level
+
+# The columns of the tables; the box AP is summarized too, for the refinement's goal.
 METRICS = (("segm", "AP"), ("segm", "AP75"), ("boundary", "AP"))
+SUMMARIZED = METRICS + (("bbox", "AP"),)
 # The goal: recover this share of the boundary AP that BCE loses to noise ...
 GOAL_SHARE = 0.30
 # ... by more than this many seed-to-seed standard deviations.
 GOAL_STDS = 2.0
+# A refinement's goal: recover these shares of what BCE loses to noise, each beyond GOAL_STDS.
+REFINE_GOALS = (("boundary/AP", 0.5), ("bbox/AP", 0.3))
 
 
 def summarize(records: Sequence[Dict]) -> Dict[str, Dict[str, Dict[str, Dict[str, float]]]]:
@@ -17,7 +23,7 @@ def summarize(records: Sequence[Dict]) -> Dict[str, Dict[str, Dict[str, Dict[str
     summary: Dict = {}
     for record in records:
         cell = summary.setdefault(record["level"], {}).setdefault(record["loss"], {})
-        for task, metric in METRICS:
+        for task, metric in SUMMARIZED:
             value = record["results"].get(task, {}).get(metric)
             if value is not None and math.isfinite(value):
                 cell.setdefault(f"{task}/{metric}", []).append(value)
@@ -34,10 +40,12 @@ def recovered_share(
 ) -> Optional[float]:
     """(AP_loss - AP_bce_noisy) / (AP_bce_reference - AP_bce_noisy) at `level`, or None if unknown.
 
-    `reference` is the level trained on the unchanged annotations (clean, or a user's as_is)."""
+    `reference` is the level trained on the unchanged annotations (clean, or a user's as_is);
+    at a refined level (`mid_refined`) AP_bce_noisy is BCE's on the noisy annotations it was
+    refined from (`mid`)."""
     try:
         bce_clean = summary[reference]["bce"][key]["mean"]
-        bce_noisy = summary[level]["bce"][key]["mean"]
+        bce_noisy = summary[base_level(level)]["bce"][key]["mean"]
         value = summary[level][loss][key]["mean"]
     except KeyError:
         return None
@@ -75,22 +83,32 @@ def beats_bce(
     share = recovered_share(summary, level, loss, key, reference)
     if share is None:
         return None
-    own, bce = summary[level][loss][key], summary[level]["bce"][key]
+    return share >= GOAL_SHARE and beyond_seed_noise(summary, level, loss, key)
+
+
+def beyond_seed_noise(summary, level: str, loss: str, key: str) -> Optional[bool]:
+    """Whether AP_loss - AP_bce_noisy exceeds GOAL_STDS x the pooled seed-to-seed standard
+    deviation of the two cells, sqrt((std_loss^2 + std_bce^2) / 2) (BCE's cell at the level's
+    base level); None with fewer than 2 seeds in either."""
+    own, bce = summary[level][loss][key], summary[base_level(level)]["bce"][key]
     if own["n"] < 2 or bce["n"] < 2:
         return None
     pooled_std = math.sqrt((own["std"] ** 2 + bce["std"] ** 2) / 2)
-    return share >= GOAL_SHARE and own["mean"] - bce["mean"] > GOAL_STDS * pooled_std
+    return own["mean"] - bce["mean"] > GOAL_STDS * pooled_std
 
 
 def paired_gains(records: Sequence[Dict], level: str, loss: str, key: str = "boundary/AP") -> List[float]:
-    """AP_loss - AP_bce at `level` per seed run by both: the seed's noise and training draw cancel."""
+    """AP_loss - AP_bce at `level` per seed run by both: the seed's noise and training draw cancel.
+    At a refined level, against BCE on the noisy annotations it was refined from."""
     task, metric = key.split("/")
+    cells = {(level, loss): "own", (base_level(level), "bce"): "bce"}
     by_seed: Dict = {}
     for r in records:
         value = r["results"].get(task, {}).get(metric)
-        if r["level"] == level and r["loss"] in (loss, "bce") and value is not None and math.isfinite(value):
-            by_seed.setdefault(r["seed"], {})[r["loss"]] = value
-    return [v[loss] - v["bce"] for _, v in sorted(by_seed.items()) if loss in v and "bce" in v]
+        cell = cells.get((r["level"], r["loss"]))
+        if cell and value is not None and math.isfinite(value):
+            by_seed.setdefault(r["seed"], {})[cell] = value
+    return [v["own"] - v["bce"] for _, v in sorted(by_seed.items()) if len(v) == 2]
 
 
 def markdown(
@@ -109,14 +127,15 @@ def markdown(
             if not cell:
                 continue
             cells = [_mean_std(cell.get(f"{task}/{metric}")) for task, metric in METRICS]
-            gains = paired_gains(records, level, loss) if loss != "bce" else []
+            gains = paired_gains(records, level, loss) if loss != "bce" or level != base_level(level) else []
             delta = "" if not gains else (f"{mean(gains):+.1f}" if len(gains) < 2
                                           else f"{mean(gains):+.1f} ± {stdev(gains):.1f}")
             shares = [recovered_share(summary, level, loss, key, reference)
                       if level != reference else None for key in ("segm/AP", "boundary/AP")]
             seeds = max((v["n"] for v in cell.values()), default=0)
             verdict = (beats_bce(summary, level, loss, reference=reference)
-                       if level != reference and loss != "bce" else None)
+                       if level != reference and (loss != "bce" or level != base_level(level))
+                       else None)
             goal = {True: "met", False: "not met", None: ""}[verdict]
             lines.append(f"| {loss} | " + " | ".join(cells) + f" | {delta} | "
                          + " | ".join("" if s is None else f"{100 * s:.0f}%" for s in shares)
@@ -167,6 +186,36 @@ def _mean_std(value) -> str:
     return f"{value['mean']:.1f} ± {value['std']:.1f}"
 
 
+def _best_candidate(summary, records, losses, level: str, key: str):
+    """(mean paired gain, loss, gains, pooled std) of the loss other than bce of largest mean
+    gain over bce at `level`, among those beyond GOAL_STDS x the pooled std if any; None if
+    no loss was paired with bce."""
+    cells = summary.get(level, {})
+    if "bce" not in cells or key not in cells["bce"]:
+        return None
+    candidates = []
+    for loss in losses:
+        if loss == "bce" or key not in cells.get(loss, {}):
+            continue
+        gains = paired_gains(records, level, loss, key)
+        own, bce = cells[loss][key], cells["bce"][key]
+        pooled_std = (math.sqrt((own["std"] ** 2 + bce["std"] ** 2) / 2)
+                      if own["n"] > 1 and bce["n"] > 1 else math.nan)
+        if gains:
+            candidates.append((mean(gains), loss, gains, pooled_std))
+    if not candidates:
+        return None
+    beating = [c for c in candidates if c[0] > GOAL_STDS * c[3]]  # NaN compares False
+    return max(beating or candidates, key=lambda c: c[0])
+
+
+def best_loss(summary, records, losses, level: str, key: str = "boundary/AP") -> Optional[str]:
+    """The loss the verdict names at `level`: beyond seed noise if one is, else the best by mean
+    paired gain (None when only bce was trained there)."""
+    best = _best_candidate(summary, records, losses, level, key)
+    return None if best is None else best[1]
+
+
 def verdict(
     summary, records: Sequence[Dict], losses, levels, reference: str = "clean",
     key: str = "boundary/AP",
@@ -179,23 +228,10 @@ def verdict(
     """
     lines = []
     for level in levels:
-        cells = summary.get(level, {})
-        if "bce" not in cells or key not in cells["bce"]:
+        best = _best_candidate(summary, records, losses, level, key)
+        if best is None:
             continue
-        candidates = []
-        for loss in losses:
-            if loss == "bce" or key not in cells.get(loss, {}):
-                continue
-            gains = paired_gains(records, level, loss, key)
-            own, bce = cells[loss][key], cells["bce"][key]
-            pooled_std = (math.sqrt((own["std"] ** 2 + bce["std"] ** 2) / 2)
-                          if own["n"] > 1 and bce["n"] > 1 else math.nan)
-            if gains:
-                candidates.append((mean(gains), loss, gains, pooled_std))
-        if not candidates:
-            continue
-        beating = [c for c in candidates if c[0] > GOAL_STDS * c[3]]  # NaN compares False
-        gain, loss, gains, pooled_std = max(beating or candidates, key=lambda c: c[0])
+        gain, loss, gains, pooled_std = best
         spread = f" ± {stdev(gains):.1f}" if len(gains) > 1 else ""
         best = f"{loss} {gain:+.1f}{spread} {key.replace('/', ' ')} over bce (paired, " \
                f"{len(gains)} seed{'s' if len(gains) > 1 else ''})"
@@ -212,4 +248,42 @@ def verdict(
             lines.append(f"- {level}: no loss beats bce beyond seed noise (best: {best}; "
                          f"{GOAL_STDS:g} x the pooled seed std is {GOAL_STDS * pooled_std:.1f}): "
                          "keep bce")
+    return lines
+
+
+def refinement_goals(
+    summary, records: Sequence[Dict], levels: Sequence[str], losses, reference: str = "clean"
+) -> List[str]:
+    """Markdown rows, per refined level and loss: the share of the box, mask and boundary AP that
+    BCE loses to noise which training on the refined annotations recovers, with the paired gain
+    over BCE on the noisy ones, and whether REFINE_GOALS are met (each share at least its goal and
+    the gain beyond GOAL_STDS x the pooled seed std)."""
+    keys = ("bbox/AP", "segm/AP", "boundary/AP")
+    lines = ["| refined | loss | " + " | ".join(f"{k.replace('/', ' ')} recovered (gain, paired)"
+                                                for k in keys) + " | goal | seeds |",
+             "|---|---|" + "---:|" * len(keys) + "---|---:|"]
+    goals = dict(REFINE_GOALS)
+    for level in levels:
+        for loss in losses:
+            cell = summary.get(level, {}).get(loss)
+            if not cell:
+                continue
+            shown, met = [], []
+            for key in keys:
+                share = recovered_share(summary, level, loss, key, reference)
+                gains = paired_gains(records, level, loss, key)
+                gain = ("" if not gains else f"{mean(gains):+.1f}" if len(gains) < 2
+                        else f"{mean(gains):+.1f} ± {stdev(gains):.1f}")
+                shown.append(("n/a" if share is None else f"{100 * share:.0f}%") + f" ({gain})")
+                if key in goals:
+                    beyond = beyond_seed_noise(summary, level, loss, key) if key in cell else None
+                    met.append(None if share is None or beyond is None
+                               else share >= goals[key] and beyond)
+            goal = ("" if None in met else "met" if all(met) else "not met")
+            seeds = max(v["n"] for v in cell.values())
+            lines.append(f"| {level} | {loss} | " + " | ".join(shown) + f" | {goal} | {seeds} |")
+    lines += ["", "goal: at least " + " and ".join(
+        f"{100 * share:.0f}% of the {key.replace('/', ' ')}" for key, share in REFINE_GOALS)
+        + f" that BCE loses to noise recovered, each gain beyond {GOAL_STDS:g} x the pooled "
+        "seed-to-seed standard deviation (needs 2 or more seeds)."]
     return lines

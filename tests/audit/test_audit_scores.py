@@ -12,6 +12,8 @@ from noisy_mask.audit.scores import AuditOptions, audit_annotations
 from noisy_mask.audit.truth import (
     auroc,
     average_ranks,
+    deleted_instances,
+    missing_found,
     score_against_truth,
     spearman,
     truth_from_clean,
@@ -165,3 +167,29 @@ def test_scores_against_the_clean_file_and_the_noise_report(tmp_path):
     json.dumps(expected)  # plain numbers, for audit.json
     with pytest.raises(ValueError, match="old.json: no 'per_instance' list"):
         truth_from_report({"instances": 3}, "old.json")
+
+
+def test_deleted_instances_found_among_the_possibly_missing(tmp_path):
+    """Clean: image 1 squares 1 (10, 10) and 2 (40, 40); image 2 squares 3 (10, 10) and 4 (40, 10).
+    The noisy copy lost 2 and 4. Missing predictions, by score: (40, 40) on image 1 finds 2 (IoU 1);
+    (10, 40) on image 2 finds nothing; (42, 10) on image 2 finds 4 (IoU 18 x 20 / (800 - 360) =
+    0.818). Down the list: found 1/1, 1/2, 2/3; at 50% precision all 2 deleted are found, at 70%
+    only the first (the top 1: 1 of 2)."""
+    clean = coco_dict([square_annotation(1, 1, 10, 10), square_annotation(2, 1, 40, 40),
+                       square_annotation(3, 2, 10, 10), square_annotation(4, 2, 40, 10)],
+                      num_images=2)
+    noisy = dict(clean, annotations=[a for a in clean["annotations"] if a["id"] in (1, 3)])
+    results = [square_result(1, 10, 10, 0.95), square_result(2, 10, 10, 0.95),
+               square_result(1, 40, 40, 0.9), square_result(2, 10, 40, 0.8),
+               square_result(2, 42, 10, 0.7)]
+    audit = audit_of(tmp_path, noisy, results)
+    assert [(m.image_id, m.pred_score) for m in audit.missing] == [(1, 0.9), (2, 0.8), (2, 0.7)]
+    deleted = deleted_instances(clean, noisy)
+    assert {image_id: len(masks) for image_id, masks in deleted.items()} == {1: 1, 2: 1}
+    found = missing_found(audit, deleted)
+    assert (found["deleted"], found["reported"], found["found"]) == (2, 3, 2)
+    assert found["recall_at_precision"] == 1.0
+    assert missing_found(audit, deleted, precision=0.7)["recall_at_precision"] == 0.5
+    # (42, 10) no longer counts at IoU 0.85: only the first
+    assert missing_found(audit, deleted, found_iou=0.85)["found"] == 1
+    assert missing_found(audit, {})["recall_at_precision"] is None

@@ -142,3 +142,37 @@ def test_verdict_with_one_seed_says_it_cannot_tell_and_uses_the_reference_level(
         "- mid: cannot tell apart from seed noise with one seed (best: dice +3.0 boundary AP "
         "over bce (paired, 1 seed), 50% of what bce loses to noise); run 2 or more seeds",
     ]
+
+
+def test_refined_level_is_measured_against_bce_on_the_noisy_annotations():
+    """clean bce box / boundary AP 60 / 40 on every seed; mid bce 50, 52, 48 / 20, 22, 18 (std 2);
+    bce on mid refined 54, 55, 53 / 32, 33, 31 (std 1): gains 4 ± 1 box and 12 ± 1 boundary, of
+    the 10 and 20 lost: 40% and 60%, beyond 2 x sqrt((2^2 + 1^2) / 2) = 3.2 both: the goal (30%
+    box, 50% boundary) met. dice on it: box 51, 53, 49 (10%): not met."""
+    records = []
+    cells = {("clean", "bce"): ([60] * 3, [40] * 3), ("mid", "bce"): ([50, 52, 48], [20, 22, 18]),
+             ("mid_refined", "bce"): ([54, 55, 53], [32, 33, 31]),
+             ("mid_refined", "dice"): ([51, 53, 49], [30, 30, 30])}
+    for (level, loss), (boxes, boundaries) in cells.items():
+        for seed in range(3):
+            r = record(level, loss, seed, boundaries[seed])
+            r["results"]["bbox"] = {"AP": boxes[seed]}
+            records.append(r)
+    summary = stats.summarize(records)
+    assert stats.recovered_share(summary, "mid_refined", "bce", "bbox/AP") == pytest.approx(0.4)
+    assert stats.recovered_share(summary, "mid_refined", "bce", "boundary/AP") == pytest.approx(0.6)
+    assert stats.paired_gains(records, "mid_refined", "bce", "bbox/AP") == [4, 3, 5]
+    assert stats.paired_gains(records, "mid_refined", "dice") == [10, 8, 12]
+    assert stats.beyond_seed_noise(summary, "mid_refined", "bce", "bbox/AP") is True
+    rows = stats.refinement_goals(summary, records, ["mid_refined"], ["bce", "dice"])
+    assert rows[2] == ("| mid_refined | bce | 40% (+4.0 ± 1.0) | n/a (+0.0 ± 0.0) | "
+                       "60% (+12.0 ± 1.0) | met | 3 |")
+    assert rows[3] == ("| mid_refined | dice | 10% (+1.0 ± 0.0) | n/a (+0.0 ± 0.0) | "
+                       "50% (+10.0 ± 2.0) | not met | 3 |")
+    # The main table shows bce's own gain at a refined level, not at a noise level.
+    table = stats.markdown(summary, ["bce", "dice"], ["mid", "mid_refined"], records)
+    mid_refined = table[table.index("### noise: mid_refined"):]
+    assert "| bce | 30.0 ± 0.0 | 25.0 ± 0.0 | 32.0 ± 1.0 | +12.0 ± 1.0 |" in mid_refined
+    assert stats.best_loss(summary, records, ["bce"], "mid") is None
+    noisy = grid([40] * 3, [20, 22, 18], [21, 23, 19])  # svls +1: not beyond noise, the best
+    assert stats.best_loss(stats.summarize(noisy), noisy, ["bce", "svls"], "mid") == "svls"

@@ -64,3 +64,58 @@ def test_grid_on_a_one_category_rle_dataset_writes_a_verdict_and_resumes(tmp_pat
     assert main(argv) == 0
     assert "to train" not in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+@pytest.mark.slow
+def test_refinement_arm_audits_refines_and_trains_on_the_copy(tmp_path, capsys):
+    """--refine on a one-category RLE dataset with a 2-image reference: the noisy level is audited
+    by 2 cross-fitted folds, refined, and bce trained on the copy as mid_refined; scored against
+    the as_is annotations; a second call trains nothing."""
+    from noisy_mask.robustness import main
+
+    paths = generate_shapes_dataset(tmp_path / "shapes", num_train=6, num_val=3, seed=4)
+    files = one_category_rle_copy(paths, tmp_path)
+    reference = json.loads(files["train"].read_text())
+    reference["images"] = reference["images"][:2]
+    kept = {image["id"] for image in reference["images"]}
+    reference["annotations"] = [a for a in reference["annotations"] if a["image_id"] in kept]
+    (tmp_path / "reference.json").write_text(json.dumps(reference))
+    out = tmp_path / "grid"
+    argv = ["--output", str(out), "--train", str(files["train"]), paths["train_images"],
+            "--val", str(files["val"]), paths["val_images"], "--losses", "bce",
+            "--levels", "as_is", "mid", "--seeds", "0", "--max-iter", "4", "--jobs", "2",
+            "--refine", "--refine-reference", str(tmp_path / "reference.json"),
+            "SOLVER.CHECKPOINT_PERIOD", "2"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    # 2 runs of the grid; the arm: 2 folds, then bce and a best loss (none here but bce)
+    assert "2 runs (6 to train)" in printed
+
+    folder = out / "refine" / "mid" / "seed0"
+    assert sorted(p.name for p in (folder / "audit" / "folds").iterdir()) == ["fold0", "fold1"]
+    refined = json.loads((folder / "instances_train_refined.json").read_text())
+    noisy = json.loads((out / "dataset" / "instances_train_mid_seed0.json").read_text())
+    assert [i["id"] for i in refined["images"]] == [i["id"] for i in noisy["images"]]
+    results = json.loads((out / "results.json").read_text())
+    assert {(r["level"], r["loss"]) for r in results["records"]} == {
+        ("as_is", "bce"), ("mid", "bce"), ("mid_refined", "bce")}
+    [record] = results["refinement"]["records"]
+    report = json.loads((folder / "instances_train_refined.refine_report.json").read_text())
+    assert record["source"] == report["choice"]["source"] and record["how"] == "reference"
+    assert record["noisy_iou"] == report["truth"]["none"]["mean_iou"]
+    assert 0 < record["noisy_iou"] < 1 and 0 < record["refined_iou"] <= 1
+    assert record["audit"]["missing"]["deleted"] == report_deleted(out)
+    table = (out / "results.md").read_text()
+    assert "## Refinement" in table and "### noise: mid_refined" in table
+    assert "| mid_refined | bce |" in table
+
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/*/eval_results.json")}
+    assert len(stamps) == 3
+    assert main(argv) == 0
+    assert "to train" not in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def report_deleted(out) -> int:
+    report = json.loads((out / "dataset" / "instances_train_mid_seed0.noise_report.json").read_text())
+    return sum(r["action"] == "deleted" for r in report["per_instance"])

@@ -1,0 +1,148 @@
+"""The refinement arm of the robustness grid: at a noise level and seed, the noisy training
+annotations audited by cross-fitted models (`noisy_mask.audit --folds`) and refined from that
+audit (`noisy_mask.refine`); the copy is the training data of the level `<level>_refined`.
+
+The cross-fitted models start where the grid's runs start and train the grid's schedule, each on
+the images of the other folds. The refinement chooses its source as `python -m noisy_mask.refine`
+does: by a reference (a few carefully annotated training images) when there is one, else by
+label-free evidence, leaving the masks as they are when nothing shows a gain. Both steps are
+scored against the reference training annotations (the clean masks, or a user's as they are),
+whose annotation ids the noisy copies keep.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean
+from typing import Dict, List, Optional, Sequence
+
+from ..utils.atomic import write_json_atomic
+from .levels import Splits, level_data, refine_folder, refined_json
+from .runner import Schedule
+
+AUDIT_DIR = "audit"
+REFERENCE_FILE = "reference.json"
+# On the built-in data: the clean masks of 5 training images stand for the few images a user
+# annotates with care (docs/refine.md: without a reference a weak model finds no source).
+BUILTIN_REFERENCE_IMAGES = 5
+
+
+@dataclass(frozen=True)
+class RefineArm:
+    """How the arm refines: `folds` cross-fitted models; the refine tool's `source`; a reference
+    file (`reference`, a COCO file of some training images annotated with care) or, for data
+    whose clean masks are known, the clean annotations of the first `reference_images` training
+    images as that reference; `add_missing`: add the confident predictions no annotation covers
+    (the noise deletes instances)."""
+
+    folds: int = 2
+    source: str = "auto"
+    reference: Optional[str] = None
+    reference_images: int = 0
+    add_missing: bool = True
+
+    def describe(self) -> str:
+        if self.reference:
+            how = f"reference {self.reference}"
+        elif self.reference_images:
+            how = f"the clean masks of {self.reference_images} training images as the reference"
+        else:
+            how = "no reference (label-free evidence)"
+        return (f"audited with {self.folds} cross-fitted folds, refined with source "
+                f"{self.source} ({how}){', missing instances added' if self.add_missing else ''}")
+
+
+def write_reference(clean_json: str, num_images: int, output: Path) -> Path:
+    """The clean annotations of the first `num_images` images (by id) of `clean_json`: the few
+    carefully annotated images a user would give the refine tool."""
+    coco = json.loads(Path(clean_json).read_text())
+    keep = {image["id"] for image in sorted(coco["images"], key=lambda i: i["id"])[:num_images]}
+    coco["images"] = [image for image in coco["images"] if image["id"] in keep]
+    coco["annotations"] = [ann for ann in coco["annotations"] if ann["image_id"] in keep]
+    write_json_atomic(output, coco, indent=None)
+    return output
+
+
+def refine_level(
+    output_dir: Path, splits: Splits, level: str, seed: int, arm: RefineArm, schedule: Schedule,
+    config: Path, opts: Sequence[str], jobs: int,
+) -> Path:
+    """Audit and refine the noisy training annotations of `level` and `seed` (made once, under
+    `levels.refine_folder`); returns the refined file. `opts` (KEY VALUE, the starting weights
+    included) go to every cross-fitted run, as to the grid's runs."""
+    from ..audit.run import run_audit
+    from ..refine.apply import RefineOptions, report_path, refine_file
+
+    refined = refined_json(output_dir, level, seed)
+    if refined.exists() and report_path(refined).exists():
+        return refined
+    folder = refine_folder(output_dir, level, seed)
+    data = level_data(output_dir, splits, level, seed)
+    audit = run_audit(
+        data["train_json"], data["train_images"], folder / AUDIT_DIR, folds=arm.folds,
+        config=config, opts=opts, max_iter=schedule.max_iter, seed=seed, jobs=jobs,
+        clean=splits.train_json, noise_report=data["noise_report"],
+    )  # fmt: skip
+    print(f"  {level} seed {seed}: {audit['line']}", flush=True)
+    reference = arm.reference
+    if reference is None and arm.reference_images:
+        reference = write_reference(splits.train_json, arm.reference_images,
+                                    folder / REFERENCE_FILE)
+    options = RefineOptions(source=arm.source, add_missing=arm.add_missing).check()
+    result = refine_file(data["train_json"], data["train_images"], folder / AUDIT_DIR, refined,
+                         reference=reference, clean=splits.train_json, options=options)
+    print(f"  {level} seed {seed}: {result['line']}", flush=True)
+    return refined
+
+
+def refinement_records(output_dir: Path, levels: Sequence[str], seeds: Sequence[int]) -> List[Dict]:
+    """Per noise level and seed refined: what the audit found against the truth and what the
+    refinement changed, with the mean IoU of the noisy and of the refined training masks with
+    the reference ones."""
+    from ..audit.report import JSON_FILE
+    from ..refine.apply import report_path
+
+    records = []
+    for level in levels:
+        for seed in seeds:
+            refined = refined_json(output_dir, level, seed)
+            if not report_path(refined).exists():
+                continue
+            report = json.loads(report_path(refined).read_text())
+            audit = json.loads((refine_folder(output_dir, level, seed) / AUDIT_DIR / JSON_FILE)
+                               .read_text())
+            truth, source = report["truth"], report["choice"]["source"]
+            records.append(dict(
+                level=level, seed=seed, source=source, how=report["choice"]["how"],
+                counts=report["counts"], noisy_iou=truth["none"]["mean_iou"],
+                refined_iou=truth[source]["mean_iou"], audit=audit.get("truth"),
+            ))  # fmt: skip
+    return records
+
+
+def refinement_table(records: Sequence[Dict]) -> List[str]:
+    """Markdown: per level, the mean over seeds of the audit's scores against the truth and of
+    the refined versus noisy training masks."""
+    lines = ["| noise | seeds | flip AUROC | audited vs true IoU (Spearman) | deleted found at "
+             "50% precision | source chosen | masks / classes / added | mean IoU with the "
+             "reference masks: noisy | refined |",
+             "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+    for level in dict.fromkeys(r["level"] for r in records):
+        rows = [r for r in records if r["level"] == level]
+
+        def avg(values, digits: int = 2) -> str:
+            values = [v for v in values if v is not None]
+            return f"{mean(values):.{digits}f}" if values else "n/a"
+
+        audits = [r["audit"] or {} for r in rows]
+        sources = ", ".join(f"{r['source']} ({r['how']})" for r in rows)
+        counts = "; ".join(f"{r['counts']['masks']} / {r['counts']['classes']} / "
+                           f"{r['counts']['added']}" for r in rows)
+        lines.append(
+            f"| {level} | {len(rows)} | {avg(a.get('flip_auroc') for a in audits)} | "
+            f"{avg(a.get('iou_spearman') for a in audits)} | "
+            f"{avg((a.get('missing') or {}).get('recall_at_precision') for a in audits)} | "
+            f"{sources} | {counts} | {avg((r['noisy_iou'] for r in rows), 3)} | "
+            f"{avg((r['refined_iou'] for r in rows), 3)} |"
+        )
+    return lines

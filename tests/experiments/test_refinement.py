@@ -1,0 +1,68 @@
+"""The refinement arm's pieces that need no training: the built-in reference, the flags of
+`python -m noisy_mask.robustness --refine`, and the refined level's data."""
+import json
+
+import pytest
+
+from noisy_mask.data import generate_shapes_dataset
+from noisy_mask.experiments import refinement
+from noisy_mask.experiments.levels import Splits, base_level, level_data, refined_json
+from noisy_mask.robustness import build_parser, refine_arm
+
+
+def test_reference_is_the_clean_annotations_of_the_first_images(tmp_path):
+    coco = {"images": [{"id": i} for i in (3, 1, 2)], "categories": [],
+            "annotations": [{"id": 10 + i, "image_id": i} for i in (1, 2, 3, 3)]}
+    clean = tmp_path / "clean.json"
+    clean.write_text(json.dumps(coco))
+    written = json.loads(refinement.write_reference(str(clean), 2, tmp_path / "ref.json").read_text())
+    assert [i["id"] for i in written["images"]] == [1, 2]
+    assert [a["image_id"] for a in written["annotations"]] == [1, 2]
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["--refine-losses", "bce"], "--refine-losses goes with --refine"),
+    (["--keep-missing"], "--keep-missing goes with --refine"),
+    (["--refine", "--refine-folds", "1"], "--refine-folds must be at least 2"),
+    (["--refine", "--refine-reference", "ref.json"], "--refine-reference goes with --train"),
+])
+def test_refine_flags_are_checked(argv, error, capsys):
+    parser = build_parser()
+    args = parser.parse_args(["--output", "out", *argv])
+    with pytest.raises(SystemExit):
+        refine_arm(parser, args, builtin=True)
+    assert error in capsys.readouterr().err
+
+
+def test_refine_arm_from_the_flags(tmp_path):
+    parser = build_parser()
+    assert refine_arm(parser, parser.parse_args(["--output", "o"]), builtin=True) is None
+    builtin = refine_arm(parser, parser.parse_args(["--output", "o", "--refine"]), builtin=True)
+    assert builtin == refinement.RefineArm(folds=2, source="auto", reference=None,
+                                           reference_images=5, add_missing=True)
+    reference = tmp_path / "ref.json"
+    reference.write_text("{}")
+    args = parser.parse_args(["--output", "o", "--refine", "--refine-reference", str(reference),
+                              "--refine-folds", "3", "--keep-missing", "--refine-source",
+                              "grabcut"])
+    assert refine_arm(parser, args, builtin=False) == refinement.RefineArm(
+        folds=3, source="grabcut", reference=str(reference), reference_images=0,
+        add_missing=False)
+    assert "reference " + str(reference) in refine_arm(parser, args, builtin=False).describe()
+
+
+def test_refined_level_trains_on_the_refined_copy(tmp_path):
+    paths = generate_shapes_dataset(tmp_path / "shapes", num_train=2, num_val=1, seed=3)
+    splits = Splits(paths["train_json"], paths["train_images"], paths["val_json"],
+                    paths["val_images"])
+    assert base_level("mid_refined") == "mid" and base_level("mid") == "mid"
+    with pytest.raises(FileNotFoundError, match="level mid_refined, seed 1: .*not made yet"):
+        level_data(tmp_path, splits, "mid_refined", 1)
+    refined = refined_json(tmp_path, "mid", 1)
+    refined.parent.mkdir(parents=True)
+    refined.write_text("{}")
+    data = level_data(tmp_path, splits, "mid_refined", 1)
+    noisy = level_data(tmp_path, splits, "mid", 1)
+    assert data == dict(noisy, train_json=str(refined), noise="mid_refined",
+                        refine_report=str(refined.with_suffix(".refine_report.json")))
+    assert data["clean_train_json"] == paths["train_json"]
