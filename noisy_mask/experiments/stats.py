@@ -81,9 +81,8 @@ def beats_bce(
     fewer than 2 seeds, or BCE losing nothing to noise).
     """
     share = recovered_share(summary, level, loss, key, reference)
-    if share is None:
-        return None
-    return share >= GOAL_SHARE and beyond_seed_noise(summary, level, loss, key)
+    beyond = None if share is None else beyond_seed_noise(summary, level, loss, key)
+    return None if beyond is None else share >= GOAL_SHARE and beyond
 
 
 def beyond_seed_noise(summary, level: str, loss: str, key: str) -> Optional[bool]:

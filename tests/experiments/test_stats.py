@@ -63,6 +63,9 @@ def test_goal_needs_the_share_and_a_gain_beyond_seed_noise():
 def test_goal_needs_two_seeds():
     records = [record("clean", "bce", 0, 12), record("mid", "bce", 0, 9), record("mid", "svls", 0, 12)]
     assert stats.beats_bce(stats.summarize(records), "mid", "svls") is None
+    records[-1] = record("mid", "svls", 0, 9.5)  # a share of 1/6, below the goal: still unknown
+    assert stats.beats_bce(stats.summarize(records), "mid", "svls") is None
+    assert "| not met |" not in stats.markdown(stats.summarize(records), ["bce", "svls"], ["mid"])
 
 
 def test_paired_gains_are_per_seed_differences():
