@@ -135,9 +135,11 @@ def test_help_and_the_pure_modules_import_neither_torch_nor_detectron2():
 
 def test_scored_against_the_noise_report_or_the_clean_file(tmp_path, capsys):
     """The case of test_audit_scores: the flip outranks the moved square (AUROC 1), whose audited
-    IoU 0.6 is its true one."""
+    IoU 0.6 is its true one. The deleted square 2 (x 40..59, y 10..29) is predicted (0.8) where
+    no annotation is: with the clean file, 1 of 1 deleted found among 1 possibly missing."""
     clean, noisy = hand_made_noise()
-    results = [square_result(1, 10, 10, 0.9, category_id=1), square_result(1, 40, 40, 0.9, 2)]
+    results = [square_result(1, 10, 10, 0.9, category_id=1), square_result(1, 40, 40, 0.9, 2),
+               square_result(1, 40, 10, 0.8, category_id=1)]
     gt_path, image_dir, results_path = write_case(tmp_path, noisy, results)
     report = write_json(tmp_path / "noisy.noise_report.json", {"per_instance": [
         {"id": 1, "action": "kept", "mask_iou": 0.6},
@@ -153,6 +155,8 @@ def test_scored_against_the_noise_report_or_the_clean_file(tmp_path, capsys):
         out = tmp_path / flag.strip("-")
         assert main(["--annotations", str(gt_path), str(image_dir), "--output", str(out),
                      "--detections", str(results_path), flag, str(path)]) == 0  # fmt: skip
-        assert capsys.readouterr().out.splitlines()[1] == line
+        missing = ("; deleted instances: 1 of 1 among the 1 possibly missing, 100% at 50% "
+                   "precision") if flag == "--clean" else ""
+        assert capsys.readouterr().out.splitlines()[1] == line + missing
         truth = json.loads((out / "audit.json").read_text())["truth"]
         assert (truth["flip_auroc"], truth["iou_spearman"]) == (1.0, 1.0)
