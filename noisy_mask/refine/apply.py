@@ -57,7 +57,7 @@ class RefineOptions:
     source: str = AUTO
     max_iou: float = 0.8
     min_iou: float = 0.5
-    fix_classes: bool = True
+    fix_classes: bool = False
     class_score: float = 0.7
     add_missing: bool = False
     missing_score: float = 0.7

@@ -2,6 +2,7 @@
 
     python -m noisy_mask.refine --annotations A.json IMAGE_DIR --audit AUDIT_DIR --output OUT.json
         [--source auto|prediction|grabcut|agreement|none] [--reference REF.json] [--add-missing]
+        [--fix-classes]
 
 The masks of the suspicious annotations (matched by the audit with a mask IoU in
 [--min-iou, --max-iou)) are replaced by those of one source, with their boxes and areas:
@@ -11,8 +12,9 @@ and GrabCut hold) or `none`. `auto` (the default) chooses per dataset: with --re
 carefully annotated images of the same file) the source whose masks are closer to the reference
 than the annotations, by at least --min-gain mean IoU and beyond the spread over annotations (a
 paired bootstrap); without, by label-free evidence (each source refereed by the other); and
-`none` when nothing shows a gain. Classes the model disputes with a score >= --class-score are
-corrected; --add-missing adds its confident predictions that no annotation covers.
+`none` when nothing shows a gain. With --fix-classes, classes the model disputes with a score
+>= --class-score are corrected (off by default: a model that disputes many correct classes makes
+them worse); --add-missing adds its confident predictions that no annotation covers.
 
 Writes OUT.json and OUT.refine_report.json (every change by annotation id, the choice and its
 numbers), each atomically; the input is never changed. Prints a one-line summary. Exit status 2
@@ -86,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="take the model's class when it disputes the annotation's with at "
         "least this score (default 0.7)",
     )
-    parser.add_argument("--keep-classes", action="store_true", help="change no class")
+    parser.add_argument("--fix-classes", action="store_true",
+                        help="take the model's class where it disputes the annotation's with at "
+                             "least --class-score (off by default: see docs/refine.md)")
     parser.add_argument(
         "--add-missing",
         action="store_true",
@@ -140,7 +144,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         options = RefineOptions(
             source=args.source, max_iou=args.max_iou, min_iou=args.min_iou,
-            fix_classes=not args.keep_classes, class_score=args.class_score,
+            fix_classes=args.fix_classes, class_score=args.class_score,
             add_missing=args.add_missing, missing_score=args.missing_score,
             band_ratio=args.band_ratio,
             choice=ChoiceOptions(min_gain=args.min_gain, seed=args.seed),

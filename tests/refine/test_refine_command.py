@@ -40,7 +40,7 @@ def by_id(coco):
 
 def test_the_damaged_mask_and_box_become_the_prediction(case, capsys):
     before = digest(case["gt"])
-    assert run(case, "--source", "prediction", "--keep-classes") == 0
+    assert run(case, "--source", "prediction") == 0
     line = capsys.readouterr().out.splitlines()[0]
     assert line == (
         "3 annotations, 1 suspicious (audited mask IoU in [0.5, 0.8)): 1 mask from prediction "
@@ -86,18 +86,18 @@ def test_the_output_validates(case):
     assert done.stdout.strip().splitlines()[-1].startswith("ok: 2 images, 4 annotations")
 
 
-def test_a_class_flip_is_corrected_only_above_the_threshold(case):
+def test_a_class_flip_is_corrected_only_when_asked_and_above_the_threshold(case):
     # annotation 2: a circle that the model sees as a star at 0.8 and as a circle at 0.2
-    assert run(case, "--source", "none", "--class-score", "0.8") == 0
+    assert run(case, "--source", "none") == 0  # classes are kept by default
+    assert by_id(json.loads(case["out"].read_text()))[2]["category_id"] == 1
+    assert run(case, "--source", "none", "--fix-classes", "--class-score", "0.8") == 0
     assert by_id(json.loads(case["out"].read_text()))[2]["category_id"] == 2
     report = json.loads(case["out"].with_suffix(".refine_report.json").read_text())
     assert report["changes"] == [{
         "id": 2, "image_id": 1, "changed": ["category_id"],
         "category_id": {"old": 1, "new": 2, "old_score": 0.2, "new_score": 0.8, "source": "audit"},
     }]  # fmt: skip
-    assert run(case, "--source", "none", "--class-score", "0.81") == 0
-    assert by_id(json.loads(case["out"].read_text()))[2]["category_id"] == 1
-    assert run(case, "--source", "none", "--keep-classes") == 0
+    assert run(case, "--source", "none", "--fix-classes", "--class-score", "0.81") == 0
     assert by_id(json.loads(case["out"].read_text()))[2]["category_id"] == 1
 
 
