@@ -84,9 +84,10 @@ def level_data(output_dir: Path, splits: Splits, level: str, seed: int) -> Dict[
         refined = refined_json(output_dir, base_level(level), seed)
         if not refined.exists():
             raise FileNotFoundError(f"level {level}, seed {seed}: {refined} is not made yet")
+        from ..refine.apply import report_path
+
         data = level_data(output_dir, splits, base_level(level), seed)
-        data.update(train_json=str(refined), noise=level,
-                    refine_report=str(refined.with_suffix(".refine_report.json")))
+        data.update(train_json=str(refined), noise=level, refine_report=str(report_path(refined)))
         return data
     data = dict(train_json=splits.train_json, train_images=splits.train_images,
                 val_json=splits.val_json, val_images=splits.val_images, noise=level)

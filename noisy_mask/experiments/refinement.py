@@ -127,13 +127,12 @@ def refinement_table(records: Sequence[Dict]) -> List[str]:
              "50% precision | source chosen | masks / classes / added | mean IoU with the "
              "reference masks: noisy | refined |",
              "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+    def avg(values, digits: int = 2) -> str:
+        values = [v for v in values if v is not None]
+        return f"{mean(values):.{digits}f}" if values else "n/a"
+
     for level in dict.fromkeys(r["level"] for r in records):
         rows = [r for r in records if r["level"] == level]
-
-        def avg(values, digits: int = 2) -> str:
-            values = [v for v in values if v is not None]
-            return f"{mean(values):.{digits}f}" if values else "n/a"
-
         audits = [r["audit"] or {} for r in rows]
         sources = ", ".join(f"{r['source']} ({r['how']})" for r in rows)
         counts = "; ".join(f"{r['counts']['masks']} / {r['counts']['classes']} / "

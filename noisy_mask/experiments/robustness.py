@@ -280,11 +280,11 @@ def refine_and_train(output_dir: Path, splits: Splits, levels, seeds, schedule: 
     train `refine_losses` on the refined annotations (default: bce and the level's best loss by
     `records`); one record per run, at level `<level>_refined`."""
     summary = summarize(records)
+    opts = [*start.weights_opts(output_dir, config), *overrides]
     refined_records: List[Dict] = []
     for level in refinable(levels):
         level_losses = list(refine_losses) if refine_losses else [
             "bce", *filter(None, [best_loss(summary, records, losses, level)])]
-        opts = [*start.weights_opts(output_dir, config), *overrides]
         for seed in seeds:
             refine_level(output_dir, splits, level, seed, arm, schedule, config, opts, jobs)
         refined_records += run_grid(output_dir, level_losses, [level + REFINED], seeds, schedule,
