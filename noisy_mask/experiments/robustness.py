@@ -123,12 +123,21 @@ def run_grid(output_dir: Path, losses, levels, seeds, schedule: Schedule, jobs: 
     splits = splits or builtin_splits(output_dir, schedule)
     start = start or StartingPoint(pretrain=pretrain)
     runs = plan_runs(output_dir, splits, losses, levels, seeds, clean_losses)
+    return train_runs(output_dir, runs, schedule, jobs, start, config, overrides)
+
+
+def train_runs(output_dir: Path, runs: List[Dict], schedule: Schedule, jobs: int,
+               start: StartingPoint, config: Path, overrides: Sequence[str] = ()) -> List[Dict]:
+    """Train and evaluate the planned `runs` not finished yet, `jobs` at a time, each from
+    `start` with `overrides`; a run's own "options" (KEY VALUE ...) come after them and its own
+    "schedule" replaces `schedule`. Adds each run's "results"; returns `runs`."""
     opts: List[str] = []
     if any(not (Path(run["run_dir"]) / EVAL_RESULTS_FILE).exists() for run in runs):
         opts = start.weights_opts(output_dir, config)
     opts += list(overrides)
     tasks = [functools.partial(train_and_evaluate, Path(run["run_dir"]), run["loss"],
-                               run.pop("data"), schedule, run["seed"], opts, config=config)
+                               run.pop("data"), run.pop("schedule", schedule), run["seed"],
+                               [*opts, *run.get("options", ())], config=config)
              for run in runs]
     # Finished runs only read their results; the others share the cores.
     finished = [(Path(run["run_dir"]) / EVAL_RESULTS_FILE).exists() for run in runs]

@@ -96,11 +96,13 @@ def beyond_seed_noise(summary, level: str, loss: str, key: str) -> Optional[bool
     return own["mean"] - bce["mean"] > GOAL_STDS * pooled_std
 
 
-def paired_gains(records: Sequence[Dict], level: str, loss: str, key: str = "boundary/AP") -> List[float]:
-    """AP_loss - AP_bce at `level` per seed run by both: the seed's noise and training draw cancel.
-    At a refined level, against BCE on the noisy annotations it was refined from."""
+def paired_gains(records: Sequence[Dict], level: str, loss: str, key: str = "boundary/AP",
+                 reference: str = "bce") -> List[float]:
+    """AP_loss - AP_reference at `level` per seed run by both (the reference loss is bce unless
+    given): the seed's noise and training draw cancel. At a refined level, against the reference
+    on the noisy annotations it was refined from."""
     task, metric = key.split("/")
-    cells = {(level, loss): "own", (base_level(level), "bce"): "bce"}
+    cells = {(level, loss): "own", (base_level(level), reference): "bce"}
     by_seed: Dict = {}
     for r in records:
         value = r["results"].get(task, {}).get(metric)

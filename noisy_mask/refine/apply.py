@@ -9,8 +9,10 @@ OUT.refine_report.json, each atomically (`utils.atomic`), never touching the inp
   mask (`noise.models.mask_to_polygons`, which pycocotools rasterizes back to that mask; holes are
   filled, as COCO polygons have none), an RLE one an RLE of the same kind. Below min_iou the model
   and the annotation disagree on the object itself rather than its outline: a person should look.
-- classes: an annotation whose class the model disputes (class_agrees false) takes the other
-  class when its score is at least class_score (the audit's other_class_score).
+- classes (with fix_classes): an annotation whose class the model disputes (class_agrees false)
+  takes the other class when its score is at least class_score (the audit's other_class_score).
+  With a reference the corrections are judged first on its annotations (`class_evidence`) and
+  made only where they fix more of its classes than they break.
 - missing instances (with add_missing): the audit's possibly missing predictions of score at
   least missing_score become annotations, ids from the file's largest id + 1 in the audit's
   order, polygons when every annotation of the file is one, else RLE.
@@ -154,17 +156,25 @@ def refine_file(
         needed = SOURCES
     candidates = candidate_masks(audited, ids, image_dir, needed, options.band_ratio)
 
-    paired, reference_counts = {}, None
+    paired, reference_counts, reference_classes = {}, None, None
     if reference is not None:
         ref_name = coco_name(reference, "reference")
         ref = read_coco(reference, ref_name, UNUSED_KEYS)
-        paired, reference_counts = pair_reference(audited.gt, ref, audited.name, ref_name)
+        paired, reference_counts, reference_classes = pair_reference(
+            audited.gt, ref, audited.name, ref_name)
         reference_counts["file"] = ref_name
         reference_counts["suspicious"] = sum(i in paired for i in ids)
     choice = _choose(candidates, paired, reference is not None, options)
     choice.reference = reference_counts
+    classes = None
+    if options.fix_classes:
+        classes = (class_evidence(audited, reference_classes, options)
+                   if reference_classes is not None else
+                   {"fix": True, "reason": "--fix-classes without a reference: not checked"})
 
-    new_gt, changes, kept = _apply(audited, candidates, choice.source, paired, options)
+    fix_classes = bool(classes and classes["fix"])
+    new_gt, changes, kept = _apply(audited, candidates, choice.source, paired, options,
+                                   fix_classes)
     counts = {
         "annotations": len(audited.gt["annotations"]),
         "suspicious": len(ids),
@@ -182,13 +192,15 @@ def refine_file(
         "choice": choice.row(),
         "counts": counts,
     }
+    if classes is not None:
+        report["classes"] = classes
     if clean is not None:
         from .truth import score_sources
 
         report["truth"] = score_sources(audited, candidates, clean, choice.source)
     report["changes"] = changes
     report["kept"] = kept
-    line = summary_line(counts, choice, options)
+    line = summary_line(counts, choice, options, classes)
     write_json_atomic(output, new_gt, indent=None, separators=(",", ":"))
     write_json_atomic(report_file, report, indent=1)
     return {"report": report, "line": line, "paths": {"output": output, "report": report_file}}
@@ -212,7 +224,41 @@ def _choose(candidates, paired, with_reference: bool, options: RefineOptions) ->
     return choice
 
 
-def _apply(audited: AuditedFile, candidates, source: str, paired, options: RefineOptions):
+def disputes(score, options: RefineOptions) -> bool:
+    """Whether the model disputes an annotation's class with at least options.class_score."""
+    return score.class_agrees is False and score.other_class_score >= options.class_score
+
+
+def class_evidence(audited: AuditedFile, reference_classes: Mapping[int, int],
+                   options: RefineOptions) -> Dict[str, Any]:
+    """The class corrections judged on the reference: among the annotations the reference pairs
+    (`reference_classes`, id -> the reference's category_id) and the model disputes
+    (`disputes`), those the reference gives the model's class (fixed), the annotation's (broken)
+    or another one; corrections are made ("fix") only when fixed > broken."""
+    categories = {a["id"]: a["category_id"] for a in audited.gt["annotations"]}
+    fixed = broken = other = 0
+    for ann_id, reference_class in reference_classes.items():
+        score = audited.scores.get(ann_id)
+        if score is None or not disputes(score, options):
+            continue
+        if reference_class == score.other_category_id:
+            fixed += 1
+        elif reference_class == categories[ann_id]:
+            broken += 1
+        else:
+            other += 1
+    disputed = fixed + broken + other
+    outcome = (f"on the reference the model disputes {disputed} of {len(reference_classes)} "
+               f"classes at >= {options.class_score:g}: its class would fix {fixed}, break "
+               f"{broken}")
+    fix = fixed > broken
+    reason = outcome + ("" if fix else ": classes kept")
+    return {"fix": fix, "reason": reason, "paired": len(reference_classes),
+            "disputed": disputed, "fixed": fixed, "broken": broken, "other": other}
+
+
+def _apply(audited: AuditedFile, candidates, source: str, paired, options: RefineOptions,
+           fix_classes: bool):
     """(the new COCO dict, the change records, the suspicious annotations kept and why)."""
     images = {image["id"]: image for image in audited.gt["images"]}
     changes: List[Dict[str, Any]] = []
@@ -233,10 +279,7 @@ def _apply(audited: AuditedFile, candidates, source: str, paired, options: Refin
                 kept.append({"id": ann["id"], "reason": f"{source} gives the same mask"})
             else:
                 _replace_mask(new, record, score, mask_rle, source, images, paired)
-        if (
-            options.fix_classes and score.class_agrees is False
-            and score.other_class_score >= options.class_score
-        ):  # fmt: skip
+        if fix_classes and disputes(score, options):
             new["category_id"] = score.other_category_id
             record["changed"].append("category_id")
             record["category_id"] = {
@@ -311,17 +354,20 @@ def _added(audited: AuditedFile, images, options: RefineOptions, changes) -> Lis
     return added
 
 
-def summary_line(counts: Mapping[str, Any], choice: Choice, options: RefineOptions) -> str:
+def summary_line(counts: Mapping[str, Any], choice: Choice, options: RefineOptions,
+                 classes: Optional[Mapping[str, Any]] = None) -> str:
     """'588 annotations, 57 suspicious (audited mask IoU in [0.5, 0.8)): 57 masks from grabcut
-    (label-free: ...), 3 classes corrected, 0 added'."""
+    (label-free: ...); 3 classes corrected, 0 added'; with `classes` (class_evidence's) judged
+    on a reference, why they were corrected or kept follows in parentheses."""
     masks = (
         f"{plural(counts['masks'], 'mask')} from {choice.source}"
         if choice.source != NONE else "no mask changed"
     )  # fmt: skip
     added = f", {counts['added']} added" if options.add_missing else ""
+    judged = f" ({classes['reason']})" if classes and "disputed" in classes else ""
     return (
         f"{counts['annotations']:,} annotations, {counts['suspicious']:,} suspicious (audited "
         f"mask IoU in [{options.min_iou:g}, {options.max_iou:g})): {masks} ({choice.how}: "
         f"{choice.reason}); {counts['classes']} class{'' if counts['classes'] == 1 else 'es'} "
-        f"corrected{added}"
+        f"corrected{judged}{added}"
     )

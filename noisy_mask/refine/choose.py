@@ -249,9 +249,10 @@ def pair_reference(
     name: str,
     ref_name: str,
     min_iou: float = REFERENCE_IOU,
-) -> Tuple[Dict[int, Rle], Dict[str, Any]]:
+) -> Tuple[Dict[int, Rle], Dict[str, Any], Dict[int, int]]:
     """The reference mask of each annotation of `gt` that `reference` (a COCO dict of some of the
-    same images, read by `coco.io.read_coco`) annotates too, by annotation id; and counts.
+    same images, read by `coco.io.read_coco`) annotates too, by annotation id; counts; and the
+    reference's category_id of each of those annotations.
 
     An image of the reference is the image of `gt` of the same file_name (of the same id when
     the files have no names), and must be of the same size. A reference instance pairs with the
@@ -292,6 +293,7 @@ def pair_reference(
             ref_by_image.setdefault(image["id"], []).append((ann, rle))
 
     paired: Dict[int, Rle] = {}
+    classes: Dict[int, int] = {}
     by_id_count = by_iou_count = 0
     for image_id, refs in ref_by_image.items():
         image = by_id[image_id]
@@ -299,13 +301,13 @@ def pair_reference(
         rest = []
         for ann, rle in refs:
             if ann["id"] in mine and ann["id"] not in paired:
-                paired[ann["id"]] = rle
+                paired[ann["id"]], classes[ann["id"]] = rle, ann["category_id"]
                 by_id_count += 1
             else:
-                rest.append(rle)
+                rest.append((ann, rle))
         free = [(i, annotation_rle(a, image, name)) for i, a in mine.items() if i not in paired]
         pairs = []
-        for r, ref_rle in enumerate(rest):
+        for r, (_, ref_rle) in enumerate(rest):
             for ann_id, rle in free:
                 iou = mask_iou(ref_rle, rle)
                 if not math.isnan(iou) and iou >= min_iou:
@@ -313,7 +315,8 @@ def pair_reference(
         used = set()
         for _, r, ann_id in sorted(pairs):
             if r not in used and ann_id not in paired:
-                paired[ann_id] = rest[r]
+                ref_ann, paired[ann_id] = rest[r]
+                classes[ann_id] = ref_ann["category_id"]
                 used.add(r)
                 by_iou_count += 1
     counts = {
@@ -322,4 +325,4 @@ def pair_reference(
         "paired_by_id": by_id_count,
         "paired_by_iou": by_iou_count,
     }
-    return paired, counts
+    return paired, counts, classes

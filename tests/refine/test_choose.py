@@ -151,16 +151,17 @@ def test_the_reference_pairs_by_id_then_by_iou():
     ref = coco_dict(
         [
             square_annotation(1, 1, 11, 10),
-            square_annotation(70, 1, 42, 40),
+            square_annotation(70, 1, 42, 40, category_id=2),
             square_annotation(71, 1, 10, 40),
         ],
         num_images=1,
         categories=CATEGORIES,
     )
-    paired, counts = pair_reference(gt, ref, "gt.json", "ref.json")
+    paired, counts, classes = pair_reference(gt, ref, "gt.json", "ref.json")
     # 1 by id; 70 by IoU with 2 (18/22); 71 overlaps nothing
     assert sorted(paired) == [1, 2]
     assert counts == {"images": 1, "instances": 3, "paired_by_id": 1, "paired_by_iou": 1}
+    assert classes == {1: 1, 2: 2}  # the reference's class of each paired annotation
     ref["images"][0]["file_name"] = "9.png"
     with pytest.raises(AnnotationError, match=r"^ref.json: image 1 \('9.png'\) is not an image"):
         pair_reference(gt, ref, "gt.json", "ref.json")

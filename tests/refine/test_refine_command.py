@@ -101,6 +101,32 @@ def test_a_class_flip_is_corrected_only_when_asked_and_above_the_threshold(case)
     assert by_id(json.loads(case["out"].read_text()))[2]["category_id"] == 1
 
 
+@pytest.mark.parametrize("reference_class, corrected", [(2, True), (1, False)])
+def test_with_a_reference_classes_are_corrected_only_where_it_agrees(case, capsys,
+                                                                      reference_class, corrected):
+    """The reference annotates image 1: annotation 2 as a star (the model's class: 1 fixed) or
+    as a circle (the annotation's: 1 broken); annotation 1, undisputed, counts for neither."""
+    gt = json.loads(case["gt"].read_text())
+    reference = dict(gt, images=gt["images"][:1],
+                     annotations=[dict(a, category_id=reference_class) if a["id"] == 2 else a
+                                  for a in gt["annotations"] if a["image_id"] == 1])
+    reference_path = case["gt"].with_name("reference.json")
+    reference_path.write_text(json.dumps(reference))
+    assert run(case, "--source", "none", "--fix-classes", "--reference", str(reference_path)) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    fixed, broken = (1, 0) if corrected else (0, 1)
+    reason = (f"on the reference the model disputes 1 of 2 classes at >= 0.7: its class would "
+              f"fix {fixed}, break {broken}")
+    assert line.endswith(f"; {int(corrected)} class{'' if corrected else 'es'} corrected "
+                         f"({reason}{'' if corrected else ': classes kept'})")
+    assert by_id(json.loads(case["out"].read_text()))[2]["category_id"] == (2 if corrected else 1)
+    report = json.loads(case["out"].with_suffix(".refine_report.json").read_text())
+    assert report["classes"] == {"fix": corrected, "reason": reason + ("" if corrected else
+                                                                       ": classes kept"),
+                                 "paired": 2, "disputed": 1, "fixed": fixed, "broken": broken,
+                                 "other": 0}
+
+
 def test_add_missing_adds_the_confident_predictions_with_new_ids(case):
     assert run(case, "--source", "none") == 0
     assert len(json.loads(case["out"].read_text())["annotations"]) == 3  # off by default
