@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "best loss by the grid)")
     refine.add_argument("--keep-missing", action="store_true",
                         help="do not add the confident predictions that no annotation covers")
+    refine.add_argument("--refine-fix-classes", action="store_true",
+                        help="the refine tool's --fix-classes: take the model's confident "
+                             "classes, where the reference shows they fix more than they break")
     parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
                         help="config overrides passed to every run")
     return parser
@@ -117,7 +120,9 @@ def refine_arm(parser: argparse.ArgumentParser, args, builtin: bool) -> Optional
     """The refinement arm the flags ask for, or None; errors for flags without --refine."""
     given = [flag for flag, value in (("--refine-reference", args.refine_reference),
                                       ("--refine-losses", args.refine_losses),
-                                      ("--keep-missing", args.keep_missing)) if value]
+                                      ("--keep-missing", args.keep_missing),
+                                      ("--refine-fix-classes", args.refine_fix_classes))
+             if value]
     if not args.refine:
         if given:
             parser.error(f"{given[0]} goes with --refine")
@@ -132,7 +137,7 @@ def refine_arm(parser: argparse.ArgumentParser, args, builtin: bool) -> Optional
     return RefineArm(folds=args.refine_folds, source=args.refine_source,
                      reference=args.refine_reference,
                      reference_images=args.refine_reference_images if builtin else 0,
-                     add_missing=not args.keep_missing)
+                     add_missing=not args.keep_missing, fix_classes=args.refine_fix_classes)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -33,13 +33,15 @@ class RefineArm:
     file (`reference`, a COCO file of some training images annotated with care) or, for data
     whose clean masks are known, the clean annotations of the first `reference_images` training
     images as that reference; `add_missing`: add the confident predictions no annotation covers
-    (the noise deletes instances)."""
+    (the noise deletes instances); `fix_classes`: correct the classes the model disputes, where
+    the reference shows that fixes more than it breaks."""
 
     folds: int = 2
     source: str = "auto"
     reference: Optional[str] = None
     reference_images: int = 0
     add_missing: bool = True
+    fix_classes: bool = False
 
     def describe(self) -> str:
         if self.reference:
@@ -49,7 +51,8 @@ class RefineArm:
         else:
             how = "no reference (label-free evidence)"
         return (f"audited with {self.folds} cross-fitted folds, refined with source "
-                f"{self.source} ({how}){', missing instances added' if self.add_missing else ''}")
+                f"{self.source} ({how}){', missing instances added' if self.add_missing else ''}"
+                f"{', classes corrected where the reference agrees' if self.fix_classes else ''}")
 
 
 def write_reference(clean_json: str, num_images: int, output: Path) -> Path:
@@ -88,7 +91,8 @@ def refine_level(
     if reference is None and arm.reference_images:
         reference = write_reference(splits.train_json, arm.reference_images,
                                     folder / REFERENCE_FILE)
-    options = RefineOptions(source=arm.source, add_missing=arm.add_missing).check()
+    options = RefineOptions(source=arm.source, add_missing=arm.add_missing,
+                            fix_classes=arm.fix_classes).check()
     result = refine_file(data["train_json"], data["train_images"], folder / AUDIT_DIR, refined,
                          reference=reference, clean=splits.train_json, options=options)
     print(f"  {level} seed {seed}: {result['line']}", flush=True)

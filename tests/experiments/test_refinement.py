@@ -23,6 +23,7 @@ def test_reference_is_the_clean_annotations_of_the_first_images(tmp_path):
 @pytest.mark.parametrize("argv, error", [
     (["--refine-losses", "bce"], "--refine-losses goes with --refine"),
     (["--keep-missing"], "--keep-missing goes with --refine"),
+    (["--refine-fix-classes"], "--refine-fix-classes goes with --refine"),
     (["--refine", "--refine-folds", "1"], "--refine-folds must be at least 2"),
     (["--refine", "--refine-reference", "ref.json"], "--refine-reference goes with --train"),
 ])
@@ -44,10 +45,10 @@ def test_refine_arm_from_the_flags(tmp_path):
     reference.write_text("{}")
     args = parser.parse_args(["--output", "o", "--refine", "--refine-reference", str(reference),
                               "--refine-folds", "3", "--keep-missing", "--refine-source",
-                              "grabcut"])
+                              "grabcut", "--refine-fix-classes"])
     assert refine_arm(parser, args, builtin=False) == refinement.RefineArm(
         folds=3, source="grabcut", reference=str(reference), reference_images=0,
-        add_missing=False)
+        add_missing=False, fix_classes=True)
     assert "reference " + str(reference) in refine_arm(parser, args, builtin=False).describe()
 
 
