@@ -12,6 +12,11 @@ NOISY_MASK_HEADS = ("NoisyMaskRCNNConvUpsampleHead",)
 # The ROI heads that give the mask head the image's colours, which losses.IMAGE_LOSSES need.
 COLOR_ROI_HEADS = ("NoisyMaskROIHeads",)
 
+# The predicted masks' binarization threshold (MMDetection's mask_thr_binary); detectron2 fixes
+# it at 0.5. A loss that ranks a RoI's pixels well but does not calibrate them (Dice) may need
+# another.
+MASK_THRESHOLD_DEFAULT = 0.5
+
 # Multiplies loss_mask whatever the loss: a key of its own, not an option of a loss function.
 LOSS_WEIGHT = ConfigKey("LOSS_WEIGHT", lambda v: v >= 0, ">= 0", "Multiplier of loss_mask")
 LOSS_WEIGHT_DEFAULT = 1.0
@@ -49,6 +54,8 @@ def add_noisy_mask_config(cfg) -> None:
     head.LOSS_WEIGHTS = []
     for key, default in DEFAULTS.items():
         head[key] = default  # OPTIONS[key] gives its comment and valid range
+    # Pixels of a predicted mask above this probability are the object's, in (0, 1).
+    head.MASK_THRESHOLD = MASK_THRESHOLD_DEFAULT
     # COCO-format datasets to register by name: a list of [name, annotation_json, image_root].
     cfg.DATASETS.REGISTER_COCO = []
     add_dataset_checks_config(cfg)  # DATASETS.VALIDATE, VALIDATE_IMAGES, SKIP_DEGENERATE_...
@@ -120,6 +127,20 @@ def mask_loss_from_config(cfg) -> Tuple[str, Dict[str, float], float]:
     return "+".join(terms), options, loss_weight
 
 
+def mask_threshold(cfg) -> float:
+    """MODEL.ROI_MASK_HEAD.MASK_THRESHOLD, checked: a number in (0, 1)."""
+    key = "MODEL.ROI_MASK_HEAD.MASK_THRESHOLD"
+    if "MASK_THRESHOLD" not in cfg.MODEL.ROI_MASK_HEAD:
+        raise KeyError(f"{key} is missing: call add_noisy_mask_config(cfg) first")
+    value = cfg.MODEL.ROI_MASK_HEAD.MASK_THRESHOLD
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"{key} must be a number, got {value!r}")
+    if not (math.isfinite(value) and 0 < value < 1):
+        raise ValueError(f"{key} = {value!r} is out of range: it must be in (0, 1) "
+                         f"({MASK_THRESHOLD_DEFAULT} by default)")
+    return float(value)
+
+
 def boundary_dilation_ratio(cfg) -> float:
     """TEST.BOUNDARY_DILATION_RATIO, checked: a number in (0, 1]."""
     key = "TEST.BOUNDARY_DILATION_RATIO"
@@ -148,6 +169,13 @@ def check_noisy_mask_config(cfg) -> None:
             f"MODEL.ROI_MASK_HEAD.LOSS = {name!r} (LOSS_WEIGHT {weight}) is read only by "
             f"{', '.join(NOISY_MASK_HEADS)}, but MODEL.ROI_MASK_HEAD.NAME is {head!r}: set "
             f"NAME to {NOISY_MASK_HEADS[0]!r} or LOSS to 'bce'"
+        )
+    threshold = mask_threshold(cfg)
+    if head not in NOISY_MASK_HEADS and threshold != MASK_THRESHOLD_DEFAULT:
+        raise ValueError(
+            f"MODEL.ROI_MASK_HEAD.MASK_THRESHOLD = {threshold} is read only by "
+            f"{', '.join(NOISY_MASK_HEADS)}, but MODEL.ROI_MASK_HEAD.NAME is {head!r}: set NAME "
+            f"to {NOISY_MASK_HEADS[0]!r} or MASK_THRESHOLD to {MASK_THRESHOLD_DEFAULT}"
         )
     roi_heads = cfg.MODEL.ROI_HEADS.NAME
     if cfg.MODEL.MASK_ON and uses_image_colors(name) and roi_heads not in COLOR_ROI_HEADS:

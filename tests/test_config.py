@@ -87,6 +87,19 @@ def test_loss_on_a_stock_head_is_an_error():
     check_noisy_mask_config(cfg)  # bce on the stock head is what the stock head does
 
 
+@pytest.mark.parametrize("value", [0.0, 1.0, float("nan")])
+def test_mask_threshold_out_of_range_names_the_key(value):
+    with pytest.raises(ValueError, match=r"MODEL.ROI_MASK_HEAD.MASK_THRESHOLD = .* \(0, 1\)"):
+        check_noisy_mask_config(noisy_cfg(MASK_THRESHOLD=value))
+
+
+def test_mask_threshold_on_a_stock_head_is_an_error():
+    cfg = noisy_cfg(MASK_THRESHOLD=0.7)
+    cfg.MODEL.ROI_MASK_HEAD.NAME = "MaskRCNNConvUpsampleHead"
+    with pytest.raises(ValueError, match="MASK_THRESHOLD = 0.7 is read only by NoisyMask"):
+        check_noisy_mask_config(cfg)
+
+
 def test_misspelled_option_is_rejected_by_merge(tmp_path):
     path = tmp_path / "typo.yaml"
     path.write_text("MODEL:\n  ROI_MASK_HEAD:\n    LABEL_SMOOTHNG: 0.1\n")

@@ -10,6 +10,8 @@ Writes `loss_variants.md` and `loss_variants.json` next to the grid's results.
 Besides the APs the table gives how much of its box a mask fills (detections scoring >= 0.5 on
 the validation images, against the ground truth's): a loss that ranks pixels well but calibrates
 them badly paints masks wider than the objects at detectron2's 0.5 threshold.
+`evaluate_at_thresholds` evaluates a finished run again at other mask thresholds
+(MODEL.ROI_MASK_HEAD.MASK_THRESHOLD) to tell the two apart.
 """
 
 import json
@@ -22,10 +24,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ..coco.io import annotation_rle, read_coco
 from ..coco.rle import area, to_rle
 from ..utils.atomic import write_json_atomic, write_text_atomic
-from ..utils.run_folders import DETECTIONS_FILE, find_run_file
+from ..utils.run_folders import DETECTIONS_FILE, EVAL_RESULTS_FILE, find_run_file
 from .levels import builtin_splits, level_data
 from .robustness import FINETUNE_CONFIG, GRID, PRETRAIN, StartingPoint, train_runs
-from .runner import Schedule
+from .runner import Schedule, run_train_net
 from .stats import SUMMARIZED, paired_gains, summarize
 
 
@@ -185,3 +187,38 @@ def run_variants(output_dir: Path, names: Sequence[str], levels: Sequence[str],
     write_text_atomic(output_dir / "loss_variants.md", text)
     write_json_atomic(output_dir / "loss_variants.json", {"records": records, "command": command})
     return text
+
+
+def evaluate_at_thresholds(run_dir: Path, thresholds: Sequence[float],
+                           threads: Optional[int] = None) -> List[Dict]:
+    """Evaluate a finished run's model_final.pth again with its config.yaml at each mask
+    threshold (MODEL.ROI_MASK_HEAD.MASK_THRESHOLD), into run_dir/mask_threshold_<t>/ (kept:
+    evaluated once); one dict per threshold: threshold, results, mask_box_fill."""
+    run_dir = Path(run_dir)
+    rows = []
+    for threshold in thresholds:
+        out = run_dir / f"mask_threshold_{threshold:g}"
+        if not (out / EVAL_RESULTS_FILE).exists():
+            run_train_net(out, ["MODEL.WEIGHTS", str(run_dir / "model_final.pth"),
+                                "MODEL.ROI_MASK_HEAD.MASK_THRESHOLD", str(float(threshold))],
+                          f"{run_dir} at mask threshold {threshold:g}", run_dir / "config.yaml",
+                          threads, eval_only=True)
+        detections = find_run_file(out, DETECTIONS_FILE, "detections")
+        rows.append(dict(threshold=threshold,
+                         results=json.loads((out / EVAL_RESULTS_FILE).read_text()),
+                         mask_box_fill=mask_box_fill(detections)))
+    return rows
+
+
+def thresholds_table(rows_by_run: Dict[str, List[Dict]]) -> List[str]:
+    """Markdown rows: per run and mask threshold, box, mask and boundary AP and the fill."""
+    lines = ["| run | mask threshold | box AP | mask AP | boundary AP | mask fills its box |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for run, rows in rows_by_run.items():
+        for row in rows:
+            aps = [_mean_std([row["results"].get(task, {}).get("AP")])
+                   for task in ("bbox", "segm", "boundary")]
+            fill = row["mask_box_fill"]
+            lines.append(f"| {run} | {row['threshold']:g} | {' | '.join(aps)} | "
+                         f"{'n/a' if fill is None else f'{100 * fill:.0f} %'} |")
+    return lines

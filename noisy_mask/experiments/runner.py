@@ -51,10 +51,11 @@ class Schedule:
 
 def run_train_net(
     run_dir: Path, opts: Sequence[str], what: str, config: Path = SHAPES_CONFIG,
-    threads: Optional[int] = None,
+    threads: Optional[int] = None, eval_only: bool = False,
 ) -> None:
-    """Run `python -m noisy_mask.train_net --config-file config --resume opts` into run_dir, its output in
-    run_dir/train_net.out; raise naming `what` and that file if it fails.
+    """Run `python -m noisy_mask.train_net --config-file config --resume opts` (with --eval-only:
+    evaluate MODEL.WEIGHTS) into run_dir, its output in run_dir/train_net.out; raise naming
+    `what` and that file if it fails.
 
     `threads` caps the run's compute threads: runs side by side must not oversubscribe the cores,
     which slows CPU training several-fold.
@@ -66,6 +67,7 @@ def run_train_net(
         "--config-file",
         str(config),
         "--resume",  # continues an interrupted run from its last checkpoint
+        *(["--eval-only"] if eval_only else []),
         "OUTPUT_DIR",
         str(run_dir),
         *opts,
@@ -77,7 +79,8 @@ def run_train_net(
     with open(run_dir / "train_net.out", "w") as log:
         status = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     if status.returncode != 0:
-        raise RuntimeError(f"training {what} failed (exit {status.returncode}): see {log.name}")
+        raise RuntimeError(f"{'evaluating' if eval_only else 'training'} {what} failed "
+                           f"(exit {status.returncode}): see {log.name}")
 
 
 def train_and_evaluate(

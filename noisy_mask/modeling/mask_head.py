@@ -9,11 +9,12 @@ from detectron2.config import configurable
 from detectron2.modeling.roi_heads.mask_head import (
     ROI_MASK_HEAD_REGISTRY,
     MaskRCNNConvUpsampleHead,
+    mask_rcnn_inference,
 )
 from detectron2.structures import Instances
 from detectron2.utils.events import get_event_storage
 
-from ..config import LOSS_WEIGHT, mask_loss_from_config
+from ..config import LOSS_WEIGHT, MASK_THRESHOLD_DEFAULT, mask_loss_from_config, mask_threshold
 from ..losses.table import LOSSES, ConfigKey, get_mask_loss, loss_terms, uses_image_colors
 from .roi_heads import COLORS_FIELD
 from .targets import mask_targets
@@ -97,6 +98,9 @@ class NoisyMaskRCNNConvUpsampleHead(MaskRCNNConvUpsampleHead):
     Architecture, weights and inference are the stock head's. In training the predictor is
     evaluated for the ground-truth class of each RoI only: the logits, loss and gradients equal
     the stock computation of all C channels followed by picking one, without the C-fold work.
+    In inference, a mask_threshold t other than 0.5 shifts the logits by logit(t), so that
+    detectron2's paste, which keeps the pixels above 0.5, keeps those of probability above t
+    (before its bilinear resampling, which it does on the shifted probabilities).
     """
 
     @configurable
@@ -107,6 +111,7 @@ class NoisyMaskRCNNConvUpsampleHead(MaskRCNNConvUpsampleHead):
         loss_name: str = "bce",
         loss_options: Optional[Mapping[str, float]] = None,
         loss_weight: float = 1.0,
+        mask_threshold: float = MASK_THRESHOLD_DEFAULT,
         **kwargs,
     ):
         """
@@ -116,6 +121,8 @@ class NoisyMaskRCNNConvUpsampleHead(MaskRCNNConvUpsampleHead):
                 "<term>.weight" and "<term>.<keyword>", e.g. {"dice.weight": 2.0} (or nested,
                 {"dice": {"weight": 2.0}}).
             loss_weight: multiplier of loss_mask.
+            mask_threshold: in (0, 1): the probability above which a predicted mask's pixel is
+                the object's (detectron2's is 0.5).
             kwargs: as for `MaskRCNNConvUpsampleHead` (num_classes, conv_dims, ...).
 
         Raises ValueError naming the keyword for an unknown loss or option, or a value out of
@@ -123,7 +130,10 @@ class NoisyMaskRCNNConvUpsampleHead(MaskRCNNConvUpsampleHead):
         """
         loss_options = flat_loss_options(loss_options)
         check_loss_keywords(loss_name, loss_options, loss_weight)
+        if not 0.0 < mask_threshold < 1.0:
+            raise ValueError(f"mask_threshold must be in (0, 1), got {mask_threshold}")
         super().__init__(input_shape, loss_weight=loss_weight, **kwargs)
+        self.threshold_logit = math.log(mask_threshold / (1.0 - mask_threshold))
         self.loss_name = loss_name
         self.loss_options = loss_options
         # A plain function, not an nn.Module: a module attribute would become a layer here.
@@ -135,12 +145,16 @@ class NoisyMaskRCNNConvUpsampleHead(MaskRCNNConvUpsampleHead):
     def from_config(cls, cfg, input_shape):
         ret = super().from_config(cfg, input_shape)
         loss_name, loss_options, loss_weight = mask_loss_from_config(cfg)
-        ret.update(loss_name=loss_name, loss_options=loss_options, loss_weight=loss_weight)
+        ret.update(loss_name=loss_name, loss_options=loss_options, loss_weight=loss_weight,
+                   mask_threshold=mask_threshold(cfg))
         return ret
 
     def forward(self, x, instances: List[Instances]):
         if not self.training:
-            return super().forward(x, instances)
+            if self.threshold_logit == 0.0:
+                return super().forward(x, instances)
+            mask_rcnn_inference(self.layers(x) - self.threshold_logit, instances)
+            return instances
         features = self.trunk(x)
         class_agnostic = self.predictor.out_channels == 1
         classes, gt_masks = mask_targets(

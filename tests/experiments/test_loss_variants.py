@@ -7,6 +7,7 @@ import pytest
 from noisy_mask.experiments.loss_variants import (
     VARIANTS,
     annotation_box_fill,
+    evaluate_at_thresholds,
     mask_box_fill,
     run_variants,
     with_references,
@@ -135,6 +136,15 @@ def test_a_variant_trains_with_its_options_and_length(tmp_path):
     bce = yaml.safe_load((tmp_path / "runs/mid/seed0/bce/config.yaml").read_text())
     assert bce["MODEL"]["ROI_MASK_HEAD"]["FOCAL_ALPHA"] == 0.25
     assert "focal_alpha_0.5" in (tmp_path / "loss_variants.md").read_text()
+
+    # Evaluated again at 0.5 the run's model gives the run's own numbers; at 0.9 its config
+    # carries the threshold.
+    run_dir = tmp_path / "runs/mid/seed0/bce"
+    at_05, at_09 = evaluate_at_thresholds(run_dir, [0.5, 0.9])
+    assert at_05["results"] == json.loads((run_dir / EVAL_RESULTS_FILE).read_text())
+    config = yaml.safe_load((run_dir / "mask_threshold_0.9" / "config.yaml").read_text())
+    assert config["MODEL"]["ROI_MASK_HEAD"]["MASK_THRESHOLD"] == 0.9
+    assert at_09["threshold"] == 0.9 and "segm" in at_09["results"]
 
 
 def test_the_3x_variants_train_three_times_the_grid_on_its_data():

@@ -142,3 +142,32 @@ def test_inference_equals_stock():
         masks.append(inst.pred_masks)
     assert masks[0].shape == (4, 1, 28, 28)
     torch.testing.assert_close(masks[0], masks[1])
+
+
+def test_mask_threshold_keeps_the_pixels_above_it_through_the_paste():
+    """With MASK_THRESHOLD 0.8 the pasted mask is the stock head's probabilities above 0.8, where
+    the paste's resampling is the identity (one RoI pasted into a box of its own size)."""
+    from detectron2.modeling.postprocessing import detector_postprocess
+
+    ours, stock = make_heads("dice", MASK_THRESHOLD=0.8)
+    ours.eval(), stock.eval()
+    x = 4 * torch.randn(1, SHAPE.channels, 14, 14)
+    pasted = []
+    for head in (ours, stock):
+        inst = Instances((28, 28))
+        inst.pred_classes = torch.tensor([2])
+        inst.pred_boxes = Boxes(torch.tensor([[0.0, 0.0, 28.0, 28.0]]))
+        inst.scores = torch.tensor([0.9])
+        with torch.no_grad():
+            head(x, [inst])
+        pasted.append(inst)
+    probabilities = pasted[1].pred_masks[0, 0]
+    assert 0 < int((probabilities > 0.8).sum()) < int((probabilities > 0.5).sum())
+    torch.testing.assert_close(pasted[0].pred_masks, torch.sigmoid(
+        torch.logit(pasted[1].pred_masks.double()) - torch.logit(torch.tensor(0.8).double())
+    ).float(), rtol=1e-4, atol=1e-6)
+    masks = detector_postprocess(pasted[0], 28, 28).pred_masks[0]
+    assert torch.equal(masks, probabilities > 0.8)
+    with pytest.raises(ValueError, match=r"mask_threshold must be in \(0, 1\), got 1.0"):
+        NoisyMaskRCNNConvUpsampleHead(SHAPE, num_classes=NUM_CLASSES, conv_dims=[8],
+                                      mask_threshold=1.0)
