@@ -33,7 +33,7 @@ class DemoPlan:
 
 
 FULL = DemoPlan(Schedule(num_train=200, num_val=50, max_iter=300),
-                Schedule(num_train=400, num_val=0, max_iter=600))
+                Schedule(num_train=400, num_val=0, max_iter=1000))
 QUICK = DemoPlan(
     Schedule(num_train=100, num_val=30, max_iter=150),
     Schedule(num_train=200, num_val=0, max_iter=300),
