@@ -120,13 +120,14 @@ def annotation_box_fill(coco_json: Path) -> float:
     return mean(fills)
 
 
-def _mean_std(values: Sequence[float]) -> str:
+def _mean_std(values: Sequence[float], sign: str = "") -> str:
+    """'mean ± sample std' of the finite values ('+' in `sign` shows the mean's sign)."""
     values = [v for v in values if v is not None and math.isfinite(v)]
     if not values:
         return "n/a"
     if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{mean(values):.1f} ± {stdev(values):.1f}"
+        return f"{values[0]:{sign}.1f}"
+    return f"{mean(values):{sign}.1f} ± {stdev(values):.1f}"
 
 
 def variants_table(records: Sequence[Dict], names: Sequence[str], levels: Sequence[str],
@@ -151,7 +152,7 @@ def variants_table(records: Sequence[Dict], names: Sequence[str], levels: Sequen
                    for k in keys}
             gains = {k: paired_gains(by_variant, level, name, k, variant.reference)
                      for k in ("segm/AP", "boundary/AP")}
-            versus = {k: (f"{_mean_std(g)} vs {variant.reference}"
+            versus = {k: (f"{_mean_std(g, '+')} vs {variant.reference}"
                           if g and name != variant.reference else "") for k, g in gains.items()}
             fills = [r["mask_box_fill"] for r in runs if r["mask_box_fill"] is not None]
             fill = f"{100 * mean(fills):.0f} %" if fills else "n/a"

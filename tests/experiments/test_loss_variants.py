@@ -121,6 +121,20 @@ def test_finished_variant_runs_are_read_into_a_paired_table(tmp_path):
     assert {(r["variant"], r["seed"]) for r in saved["records"]} == set(boundary)
     assert (tmp_path / "loss_variants.md").read_text() == text
 
+    # with bce's runs, bce_3x is compared with them: +5 and +2, a gain shown with its sign
+    for seed, value in ((0, 40.0), (1, 42.0)):
+        run_dir = tmp_path / "runs" / "mid" / f"seed{seed}" / "bce"
+        (run_dir / "inference").mkdir(parents=True)
+        (run_dir / EVAL_RESULTS_FILE).write_text(json.dumps(
+            {"segm": {"AP": value + 10}, "boundary": {"AP": value}, "bbox": {"AP": 50.0}}))
+        (run_dir / "inference" / DETECTIONS_FILE).write_text("[]")
+    text = run_variants(tmp_path, ["dice_3x", "bce_3x"], ["mid"], [0, 1], jobs=1,
+                        schedule=schedule, start=StartingPoint())
+    rows = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| mid")}
+    assert list(rows) == ["bce_3x", "dice_3x", "bce"]
+    assert "| +3.5 ± 2.1 vs bce | +3.5 ± 2.1 vs bce | 50 % | 2 |" in rows["bce_3x"]
+    assert rows["bce"].endswith("| 41.0 ± 1.4 |  |  | n/a | 2 |")  # no detections: no fill
+
 
 @pytest.mark.slow
 def test_a_variant_trains_with_its_options_and_length(tmp_path):
