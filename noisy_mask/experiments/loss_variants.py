@@ -28,7 +28,8 @@ from ..utils.run_folders import DETECTIONS_FILE, EVAL_RESULTS_FILE, find_run_fil
 from .levels import builtin_splits, level_data
 from .robustness import FINETUNE_CONFIG, GRID, PRETRAIN, StartingPoint, train_runs
 from .runner import Schedule, run_train_net
-from .stats import SUMMARIZED, paired_gains, summarize
+from .stats import format_mean_std
+from .stats import paired_gains, summarize
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,6 @@ def variants_table(records: Sequence[Dict], names: Sequence[str], levels: Sequen
     reference and its masks' fill of their boxes (percent)."""
     by_variant = [dict(r, loss=r["variant"]) for r in records]
     summary = summarize(by_variant)
-    keys = [f"{task}/{metric}" for task, metric in SUMMARIZED if metric == "AP"]
     lines = [
         "| level | variant | setting | iterations | box AP | mask AP | boundary AP "
         "| mask AP vs reference | boundary AP vs reference | mask fills its box | seeds |",
@@ -148,8 +148,7 @@ def variants_table(records: Sequence[Dict], names: Sequence[str], levels: Sequen
             if not cell:
                 continue
             runs = [r for r in records if r["level"] == level and r["variant"] == name]
-            aps = {k: _mean_std([r["results"].get(k.split("/")[0], {}).get("AP") for r in runs])
-                   for k in keys}
+            aps = {k: format_mean_std(cell.get(k)) for k in ("bbox/AP", "segm/AP", "boundary/AP")}
             gains = {k: paired_gains(by_variant, level, name, k, variant.reference)
                      for k in ("segm/AP", "boundary/AP")}
             versus = {k: (f"{_mean_std(g, '+')} vs {variant.reference}"

@@ -127,7 +127,7 @@ def markdown(
             cell = summary[level].get(loss)
             if not cell:
                 continue
-            cells = [_mean_std(cell.get(f"{task}/{metric}")) for task, metric in METRICS]
+            cells = [format_mean_std(cell.get(f"{task}/{metric}")) for task, metric in METRICS]
             gains = paired_gains(records, level, loss) if loss != "bce" or level != base_level(level) else []
             delta = "" if not gains else (f"{mean(gains):+.1f}" if len(gains) < 2
                                           else f"{mean(gains):+.1f} ± {stdev(gains):.1f}")
@@ -179,7 +179,7 @@ def _ap(results: Dict, task: str) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.1f}"
 
 
-def _mean_std(value) -> str:
+def format_mean_std(value) -> str:
     if not value:
         return "n/a"
     if value["n"] < 2:
