@@ -68,6 +68,104 @@ def predictor_config(
     return cfg
 
 
+class ImageModel:
+    """A detectron2 model run over images as detectron2's DefaultPredictor runs it (the test-time
+    resize, the config's channel order, one image at a time), which also reads the model's class
+    probabilities at given boxes from the same forward pass.
+
+    The class probabilities of a box b: the box head's probabilities p(k | b) on b as if it were
+    a proposal (`FastRCNNOutputLayers.predict_probs`), over the K foreground classes, divided by
+    their sum: which class the object in b is, if it is one. Models whose box head is not one
+    detectron2 `FastRCNNOutputLayers` (e.g. cascades) give none (`reads_boxes` false)."""
+
+    def __init__(self, cfg):
+        import detectron2.data.transforms as T
+        from detectron2.checkpoint import DetectionCheckpointer
+        from detectron2.modeling import GeneralizedRCNN, build_model
+        from detectron2.modeling.roi_heads import FastRCNNOutputLayers
+
+        self.cfg = cfg
+        self.model = build_model(cfg.clone())
+        self.model.eval()
+        DetectionCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
+        self.resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
+        heads = getattr(self.model, "roi_heads", None)
+        self.reads_boxes = (
+            isinstance(self.model, GeneralizedRCNN)
+            and self.model.proposal_generator is not None
+            and isinstance(getattr(heads, "box_predictor", None), FastRCNNOutputLayers)
+            and hasattr(heads, "box_pooler") and hasattr(heads, "box_head")
+        )  # fmt: skip
+
+    def __call__(self, rgb: np.ndarray, boxes: Optional[np.ndarray] = None):
+        """(instances at the image's size, as DefaultPredictor gives them; (N, K) class
+        probabilities of the XYXY `boxes` (N, 4) in the image's pixels, or None without boxes or
+        when the model cannot read them)."""
+        import torch
+        from detectron2.modeling import GeneralizedRCNN
+
+        pixels = rgb if self.cfg.INPUT.FORMAT == "RGB" else rgb[:, :, ::-1]
+        pixels = np.ascontiguousarray(pixels)
+        height, width = pixels.shape[:2]
+        transform = self.resize.get_transform(pixels)
+        image = torch.as_tensor(transform.apply_image(pixels).astype("float32").transpose(2, 0, 1))
+        inputs = [{"image": image, "height": height, "width": width}]
+        with torch.no_grad():
+            if boxes is None or not len(boxes) or not self.reads_boxes:
+                return self.model(inputs)[0]["instances"], None
+            model = self.model  # GeneralizedRCNN.inference, keeping the features
+            images = model.preprocess_image(inputs)
+            features = model.backbone(images.tensor)
+            proposals, _ = model.proposal_generator(images, features, None)
+            results, _ = model.roi_heads(images, features, proposals, None)
+            instances = GeneralizedRCNN._postprocess(results, inputs, images.image_sizes)
+            scaled = torch.as_tensor(transform.apply_box(np.asarray(boxes, dtype=np.float32)),
+                                     device=model.device)  # fmt: skip
+            return instances[0]["instances"], self._box_probabilities(features, scaled)
+
+    def _box_probabilities(self, features, boxes):
+        from detectron2.structures import Boxes
+
+        heads = self.model.roi_heads
+        proposals = [Boxes(boxes)]
+        pooled = heads.box_pooler([features[f] for f in heads.box_in_features], proposals)
+        predictions = heads.box_predictor(heads.box_head(pooled))
+        probs = heads.box_predictor.predict_probs(predictions, proposals)[0][:, :-1]
+        return probs / probs.sum(dim=1, keepdim=True).clamp(min=1e-12)
+
+
+def annotation_boxes(
+    gt: Mapping[str, Any], name: str = "annotations"
+) -> Dict[int, Tuple[List[int], np.ndarray]]:
+    """Image id -> (annotation ids, (N, 4) XYXY boxes of their masks) over the non-crowd
+    annotations with a mask: the boxes the class probabilities are read at."""
+    from pycocotools import mask as mask_utils
+
+    from ..coco.io import annotation_rle
+
+    images = {image["id"]: image for image in gt["images"]}
+    by_image: Dict[int, Tuple[List[int], List[List[float]]]] = {}
+    for ann in gt["annotations"]:
+        if ann.get("iscrowd", 0):
+            continue
+        rle = annotation_rle(ann, images[ann["image_id"]], name)
+        if rle is None or not mask_utils.area(rle):
+            continue
+        x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
+        ids, boxes = by_image.setdefault(ann["image_id"], ([], []))
+        ids.append(ann["id"])
+        boxes.append([x, y, x + w, y + h])
+    return {i: (ids, np.array(boxes, dtype=np.float32)) for i, (ids, boxes) in by_image.items()}
+
+
+ClassProbs = Dict[int, Dict[int, float]]  # annotation id -> {category id: probability}
+
+
+def _class_probs_of(ids: Sequence[int], probs, categories: Sequence[int]) -> ClassProbs:
+    rows = probs.cpu().numpy().tolist()
+    return {ann_id: dict(zip(categories, map(float, row))) for ann_id, row in zip(ids, rows)}
+
+
 def predict_images(
     gt: Mapping[str, Any],
     image_dir: os.PathLike,
@@ -76,32 +174,62 @@ def predict_images(
     opts: Sequence[str] = (),
     device: str = "cpu",
     min_score: float = 0.05,
-) -> List[Dict[str, Any]]:
+    image_ids: Optional[Sequence[int]] = None,
+    name: str = "annotations",
+) -> Tuple[List[Dict[str, Any]], Optional[ClassProbs]]:
     """COCO results (dataset category ids, RLE masks) of the model `weights` with `config` on
-    every image of `gt`, one image at a time as detectron2's DefaultPredictor runs it."""
-    from detectron2.engine import DefaultPredictor
+    the images of `gt` (`image_ids`: only those), one image at a time as detectron2's
+    DefaultPredictor runs it; and, from the same forward pass, the model's class probabilities
+    at every annotation's box (`ImageModel`; None when the model cannot read them)."""
     from detectron2.evaluation.coco_evaluation import instances_to_coco_json
 
     cfg = predictor_config(config, weights, opts, device, min_score)
-    ids = category_ids(gt)
-    if cfg.MODEL.ROI_HEADS.NUM_CLASSES != len(ids):
+    categories = category_ids(gt)
+    if cfg.MODEL.ROI_HEADS.NUM_CLASSES != len(categories):
         raise ValueError(
             f"the model has MODEL.ROI_HEADS.NUM_CLASSES {cfg.MODEL.ROI_HEADS.NUM_CLASSES}, the"
-            f" annotations {len(ids)} categories: pass the config the weights were trained with"
+            f" annotations {len(categories)} categories: pass the config the weights were"
+            " trained with"
         )
-    predictor = DefaultPredictor(cfg)
-    results = []
+    model = ImageModel(cfg)
+    boxes = annotation_boxes(gt, name) if model.reads_boxes else {}
+    wanted = None if image_ids is None else set(image_ids)
+    results: List[Dict[str, Any]] = []
+    class_probs: ClassProbs = {}
     for image in gt["images"]:
-        pixels = read_image(image_dir, image)  # RGB, checked against the json's size
-        if cfg.INPUT.FORMAT == "BGR":
-            pixels = np.ascontiguousarray(pixels[:, :, ::-1])
-        else:
-            pixels = pixels[:, :, ::-1]  # DefaultPredictor takes BGR and flips it back
-        instances = predictor(pixels)["instances"].to("cpu")
-        for result in instances_to_coco_json(instances, image["id"]):
-            result["category_id"] = ids[result["category_id"]]
+        if wanted is not None and image["id"] not in wanted:
+            continue
+        ids, image_boxes = boxes.get(image["id"], ([], None))
+        instances, probs = model(read_image(image_dir, image), image_boxes)
+        if probs is not None:
+            class_probs.update(_class_probs_of(ids, probs, categories))
+        for result in instances_to_coco_json(instances.to("cpu"), image["id"]):
+            result["category_id"] = categories[result["category_id"]]
             results.append(result)
-    return results
+    return results, (class_probs if model.reads_boxes else None)
+
+
+def fold_class_probabilities(
+    gt: Mapping[str, Any],
+    image_dir: os.PathLike,
+    fold_records: Sequence[Mapping[str, Any]],
+    device: str = "cpu",
+    name: str = "annotations",
+) -> Optional[ClassProbs]:
+    """The class probabilities at every annotation's box, each image read by the cross-fitted
+    model that predicted it (`cross_fit`'s records: the run's config.yaml and model_final.pth);
+    None when a fold's model cannot read boxes."""
+    class_probs: ClassProbs = {}
+    for record in fold_records:
+        run_dir = Path(record["run_dir"])
+        _, probs = predict_images(
+            gt, image_dir, run_dir / "config.yaml", str(run_dir / "model_final.pth"),
+            device=device, image_ids=record["predicted_images"], name=name,
+        )  # fmt: skip
+        if probs is None:
+            return None
+        class_probs.update(probs)
+    return class_probs
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,8 +18,10 @@ DIGITS = 6  # of the scores written
 SUSPICION_FORMULA = (
     "suspicion = 1 - mask IoU x (1 - max(0, other_class_score - same_class_score)) for a matched "
     "annotation (best match's mask IoU >= match_iou), 1 otherwise; same_class_score and "
-    "other_class_score are the best scores of the annotated class and of another class among the "
-    "predictions of the object (mask IoU >= max(match_iou, 0.5 x the best match's))"
+    "other_class_score: the probabilities of the annotated class and of the likeliest other class "
+    "at the annotation's box (class_scores box_probabilities, when the audit runs the model), or "
+    "the best scores of the annotated class and of another class among the predictions of the "
+    "object (class_scores detections: mask IoU >= max(match_iou, 0.5 x the best match's))"
 )
 CSV_COLUMNS = (
     "kind", "rank", "id", "image_id", "file_name", "category_id", "category", "pred_category_id",
@@ -100,6 +102,7 @@ def write_json(path: os.PathLike, audit: Audit, gt: Mapping[str, Any], meta: Map
         **meta,
         "options": audit.options_dict(),
         "suspicion": SUSPICION_FORMULA,
+        "class_scores": audit.class_scores,
         "summary": summary(audit),
         **audit_rows(audit, gt),
     }

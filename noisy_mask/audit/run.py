@@ -61,6 +61,7 @@ def run_audit(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     fold_records = None
+    class_probs = None  # from the detections, unless a model is run
     if detections is not None:
         source = describe_source(detections=os.fspath(detections))
         by_image = read_detections(Path(detections), gt, options.min_score)
@@ -69,8 +70,8 @@ def run_audit(
 
         config = _config(gt, annotations, image_dir, output_dir, config, weights is not None)
         if weights is not None:
-            results = predict.predict_images(
-                gt, image_dir, config, weights, opts, device, options.min_score
+            results, class_probs = predict.predict_images(
+                gt, image_dir, config, weights, opts, device, options.min_score, name=name
             )
             source = describe_source(weights=os.fspath(weights), config=os.fspath(config))
         else:
@@ -81,9 +82,13 @@ def run_audit(
                 jobs or DEFAULT_JOBS, options.min_score,
             )  # fmt: skip
             source = describe_source(config=os.fspath(config), folds=fold_records)
+            if Path(config).suffix in (".yaml", ".yml"):  # a lazy config's runs cannot be read
+                class_probs = predict.fold_class_probabilities(
+                    gt, image_dir, fold_records, device, name
+                )
         write_json_atomic(output_dir / PREDICTIONS_FILE, results, indent=None)
         by_image = own_detections(results, options.min_score)
-    audit = audit_annotations(gt, by_image, options, name)
+    audit = audit_annotations(gt, by_image, options, name, class_probs)
     if fold_records is not None:
         fold_of = {i: r["fold"] for r in fold_records for i in r["predicted_images"]}
         for item in [*audit.annotations, *audit.missing]:

@@ -10,9 +10,16 @@ For an annotation a (mask A, class c), over the predictions p of its image with 
   min(IoU(A, m), |dA & dm| / |dA | dm|), dX the pixels of X within d px of its contour,
   d = max(1, round(boundary_ratio x image diagonal)), boundary_ratio 0.02 as in evaluation;
 - matched: mask IoU >= match_iou (default 0.1); below that the model sees nothing there;
-- the object's predictions P: those with IoU(A, p) >= max(match_iou, 0.5 x mask IoU), the model's
-  guesses at the same object (one per class, as Mask R-CNN scores each class of a box);
-  s_same = the highest score in P of class c, s_other = the highest of another class (0 if none);
+- the class scores s_same (of c) and s_other (the best other class, 0 if none), from one of:
+  - the model's class probabilities at A's box (when the audit runs the model, `predict.
+    ImageModel`): p(k | box of A) over the foreground classes; s_same = p(c), s_other = the
+    largest p(k), k != c. Read at the annotation's own box, they say which class the model
+    gives to exactly what was annotated, the self-confidence that label-error finders use for
+    classification (cleanlab);
+  - the detections (a results file): the object's predictions P, those with IoU(A, p) >=
+    max(match_iou, 0.5 x mask IoU), the model's guesses at the same object (one per class, as
+    Mask R-CNN scores each class of a box); s_same = the highest score in P of class c, s_other =
+    the highest of another class;
 - class agrees: s_same >= s_other, the model's most confident class for the object is c;
 - class doubt d = max(0, s_other - s_same), in [0, 1];
 - suspicion = 1 - IoU(A, m) x (1 - d) when matched, 1 otherwise.
@@ -120,12 +127,14 @@ class MissingPrediction:
 @dataclass
 class Audit:
     """The scores of a file: annotations and possibly missing instances, each ranked; `crowd`:
-    the crowd annotations, which are not audited."""
+    the crowd annotations, which are not audited; `class_scores`: where the class scores came
+    from, "box_probabilities" or "detections"."""
 
     annotations: List[AnnotationScore]
     missing: List[MissingPrediction]
     crowd: int
     options: AuditOptions
+    class_scores: str = "detections"
 
     def options_dict(self) -> Dict[str, float]:
         return asdict(self.options)
@@ -163,9 +172,12 @@ def score_annotation(
     detections: Sequence[Detection],
     options: AuditOptions,
     bands: Dict[int, Rle],
+    class_probs: Optional[Mapping[int, float]] = None,
 ) -> AnnotationScore:
     """The scores of one annotation; `ious` (P,) its mask IoU with each of the image's
-    `detections`; `bands` caches the predictions' contour bands by index."""
+    `detections`; `bands` caches the predictions' contour bands by index; `class_probs`: the
+    model's probability of each category id at the annotation's box (None: the class scores come
+    from the detections)."""
     scores = np.array([d.score for d in detections], dtype=np.float64)
     base = dict(id=ann["id"], image_id=ann["image_id"], category_id=ann["category_id"])
     if ann_rle is None or not len(detections) or ious.max() <= 0:
@@ -182,7 +194,12 @@ def score_annotation(
     matched = iou >= options.match_iou
     same = other = 0.0
     other_category = None
-    if matched:
+    if matched and class_probs is not None:
+        same = class_probs.get(ann["category_id"], 0.0)
+        others = [(p, k) for k, p in class_probs.items() if k != ann["category_id"]]
+        if others:
+            other, other_category = max(others)
+    elif matched:
         for k in np.flatnonzero(ious >= max(options.match_iou, OBJECT_FRACTION * iou)):
             detection = detections[int(k)]
             if detection.category_id == ann["category_id"]:
@@ -244,11 +261,14 @@ def audit_annotations(
     detections: Mapping[int, Sequence[Detection]],
     options: AuditOptions = AuditOptions(),
     name: str = "annotations",
+    class_probs: Optional[Mapping[int, Mapping[int, float]]] = None,
 ) -> Audit:
     """Score every non-crowd annotation of `gt` (a COCO dict read by `coco.io.read_coco`) against
     the `detections` by image id (`evaluation.detections.read_detections`; those below
     options.min_score are ignored), and find the possibly missing instances; both ranked.
-    Errors name the file `name` and the annotation."""
+    `class_probs`: annotation id -> {category id: the model's probability at its box}, the class
+    scores of the annotations it holds (`predict.predict_images`); without it they come from
+    the detections. Errors name the file `name` and the annotation."""
     options.check()
     images = {image["id"]: image for image in gt["images"]}
     by_image: Dict[int, List[Mapping[str, Any]]] = {image_id: [] for image_id in images}
@@ -271,7 +291,10 @@ def audit_annotations(
             if rle is None:
                 scored.append(score_annotation(ann, None, np.zeros(0), found, options, bands))
                 continue
-            scored.append(score_annotation(ann, rle, ious[:, column], found, options, bands))
+            probs = None if class_probs is None else class_probs.get(ann["id"])
+            scored.append(
+                score_annotation(ann, rle, ious[:, column], found, options, bands, probs)
+            )
             column += 1
         crowd_rles = [r for r in (annotation_rle(a, image, name) for a in crowd) if r is not None]
         crowd_cover = iou_matrix([d.rle for d in found], crowd_rles, crowd=True)
@@ -283,4 +306,5 @@ def audit_annotations(
     missing.sort(key=lambda m: (-m.pred_score, m.image_id))
     for rank, prediction in enumerate(missing, start=1):
         prediction.rank = rank
-    return Audit(scored, missing, crowd_count, options)
+    source = "detections" if class_probs is None else "box_probabilities"
+    return Audit(scored, missing, crowd_count, options, source)

@@ -148,7 +148,8 @@ def test_scored_against_the_noise_report_or_the_clean_file(tmp_path, capsys):
     ]})  # fmt: skip
     clean_path = write_json(tmp_path / "clean.json", clean)
     line = (
-        "Against the truth: flipped classes AUROC 1.00 (1 of 2); rank correlation with the true "
+        "Against the truth: flipped classes AUROC 1.00 (1 of 2; class margin alone 1.00); rank "
+        "correlation with the true "
         "IoU: audited mask IoU 1.00, suspicion -1.00"
     )
     for flag, path in (("--noise-report", report), ("--clean", clean_path)):

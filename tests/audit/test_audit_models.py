@@ -5,6 +5,7 @@ that did not train on it."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from noisy_mask.audit.cli import main
@@ -29,13 +30,19 @@ def audit_args(shapes, output, *extra):
             *extra]  # fmt: skip
 
 
-def test_weights_audit_writes_everything(shapes, tmp_path, capsys):
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def tiny_weights(shapes, tmp_path_factory):
+    """A model of the built-in config trained 4 iterations on the tiny training split."""
+    run_dir = tmp_path_factory.mktemp("tiny_run")
     datasets = [["tiny_train", shapes["train_json"], shapes["train_images"]]]
     opts = ["DATASETS.REGISTER_COCO", repr(datasets), "DATASETS.TRAIN", "('tiny_train',)",
             "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "4", "SOLVER.CHECKPOINT_PERIOD", "100"]
     run_train_net(run_dir, [*opts, *SMALL], "the tiny model")
-    weights = run_dir / "model_final.pth"
+    return run_dir / "model_final.pth"
+
+
+def test_weights_audit_writes_everything(shapes, tiny_weights, tmp_path, capsys):
+    weights = tiny_weights
     out = tmp_path / "weights"
     # no --config: the built-in data takes the built-in config
     assert main(audit_args(shapes, out, "--weights", str(weights), *SMALL)) == 0
@@ -54,11 +61,71 @@ def test_weights_audit_writes_everything(shapes, tmp_path, capsys):
         assert (out / name).is_file(), name
     assert len(list((out / "audit_thumbs").glob("a*.png"))) == num_annotations
 
-    # The same predictions as a results file give the same audit.
+    # The same predictions as a results file give the same matches; the class scores come from
+    # the detections there, from the model's probabilities at the boxes here.
     again = tmp_path / "detections"
     assert main(audit_args(shapes, again, "--detections", str(out / "predictions.json"))) == 0
-    rows = json.loads((again / "audit.json").read_text())["annotations"]
-    assert rows == audit["annotations"]
+    from_file = json.loads((again / "audit.json").read_text())
+    assert (audit["class_scores"], from_file["class_scores"]) == ("box_probabilities", "detections")
+    match_columns = ("id", "pred_category_id", "pred_score", "mask_iou", "boundary_iou", "matched")
+    by_id = {row["id"]: row for row in from_file["annotations"]}
+    for row in audit["annotations"]:
+        assert {k: row[k] for k in match_columns} == {k: by_id[row["id"]][k] for k in match_columns}
+
+
+def test_image_model_is_default_predictor_and_reads_classes_as_detectron2_scores_proposals(
+    shapes, tiny_weights
+):
+    """ImageModel gives DefaultPredictor's instances exactly; at a box, the class probabilities
+    are those detectron2's own inference gives the box as a precomputed proposal (one proposal a
+    call, score threshold 0, no suppression: one detection per class, scored p(k)), over the
+    foreground classes. The test size 128 px on 96 px images: boxes scaled by 4/3, here by hand."""
+    import torch
+    from detectron2.engine import DefaultPredictor
+    from detectron2.structures import Boxes, Instances
+
+    from noisy_mask.audit.predict import ImageModel, annotation_boxes, predictor_config
+    from noisy_mask.coco.io import read_image
+    from noisy_mask.experiments.runner import SHAPES_CONFIG
+
+    gt = json.loads(Path(shapes["val_json"]).read_text())
+    opts = [*SMALL, "INPUT.MIN_SIZE_TEST", "128"]
+    cfg = predictor_config(SHAPES_CONFIG, str(tiny_weights), opts, min_score=0.0)
+    ours, default = ImageModel(cfg), DefaultPredictor(cfg)
+    reference = ImageModel(cfg)
+    reference.model.proposal_generator = None  # the proposals come with the input
+    predictor = reference.model.roi_heads.box_predictor
+    predictor.test_score_thresh, predictor.test_nms_thresh = 0.0, 1.0
+    boxes = annotation_boxes(gt)
+    num_classes = cfg.MODEL.ROI_HEADS.NUM_CLASSES
+    compared = 0
+    for image in gt["images"][:3]:
+        rgb = read_image(shapes["val_images"], image)
+        ids, image_boxes = boxes[image["id"]]
+        instances, probs = ours(rgb, image_boxes)
+        expected = default(np.ascontiguousarray(rgb[:, :, ::-1]))["instances"]
+        assert len(expected) > 0
+        for field in ("pred_boxes", "scores", "pred_classes", "pred_masks"):
+            a, b = instances.get(field), expected.get(field)
+            a, b = (a.tensor, b.tensor) if field == "pred_boxes" else (a, b)
+            assert torch.equal(a, b), field
+        assert probs.shape == (len(ids), num_classes)
+        pixels = np.ascontiguousarray(rgb[:, :, ::-1]) if cfg.INPUT.FORMAT == "BGR" else rgb
+        resized = reference.resize.get_transform(pixels).apply_image(pixels)
+        pixels = torch.as_tensor(resized.astype("float32").transpose(2, 0, 1))
+        for box, row in zip(image_boxes, probs):
+            proposal = Instances(resized.shape[:2])
+            proposal.proposal_boxes = Boxes(torch.as_tensor(box[None] * 128 / 96))
+            proposal.objectness_logits = torch.zeros(1)
+            inputs = {"image": pixels, "height": 96, "width": 96, "proposals": proposal}
+            with torch.no_grad():
+                detected = reference.model([inputs])[0]["instances"]
+            scores = torch.zeros(num_classes)
+            scores[detected.pred_classes] = detected.scores
+            assert sorted(detected.pred_classes.tolist()) == list(range(num_classes))
+            assert torch.allclose(row, scores / scores.sum(), atol=1e-5)
+            compared += 1
+    assert compared >= 3
 
 
 def test_two_folds_predict_each_image_with_the_model_that_did_not_train_on_it(
@@ -88,6 +155,22 @@ def test_two_folds_predict_each_image_with_the_model_that_did_not_train_on_it(
                                                   .read_text())} <= held_out  # fmt: skip
     fold_of = {i: f["fold"] for f in folds for i in f["predicted_images"]}
     assert all(row["fold"] == fold_of[row["image_id"]] for row in audit["annotations"])
+    # The class scores: the probabilities at each box of the model that predicted the image.
+    from noisy_mask.audit.predict import fold_class_probabilities, predict_images
+
+    assert audit["class_scores"] == "box_probabilities"
+    read = fold_class_probabilities(gt, shapes["val_images"], folds)
+    assert set(read) == {a["id"] for a in gt["annotations"]}
+    for fold in folds:
+        held_out = set(fold["predicted_images"])
+        own, other = [
+            predict_images(gt, shapes["val_images"], Path(f["run_dir"]) / "config.yaml",
+                           str(Path(f["run_dir"]) / "model_final.pth"),
+                           image_ids=sorted(held_out))[1]
+            for f in (fold, folds[1 - fold["fold"]])
+        ]  # fmt: skip
+        ids = [a["id"] for a in gt["annotations"] if a["image_id"] in held_out]
+        assert {i: read[i] for i in ids} == own and own != other
     assert len(audit["annotations"]) == len(gt["annotations"])
 
     # A second audit with the same folds trains nothing again.

@@ -77,6 +77,35 @@ def test_hand_made_case_scores_and_ranks(tmp_path):
     assert (missing.max_iou, missing.bbox, missing.area) == (0.0, [10, 40, 20, 20], 400)
 
 
+def test_class_probabilities_at_the_box_replace_the_detections_class_scores(tmp_path):
+    """The hand case with the model's class probabilities at the annotations' boxes. Annotation 1
+    (circle): circle 0.3, star 0.7: same 0.3, other 0.7 (star), doubt 0.4, suspicion
+    1 - 2/3 x 0.6 = 0.6, where the detections (a circle of 0.9) agreed. Annotation 2 (circle,
+    predicted as a star 0.8 and a circle 0.2): circle 0.9, star 0.1: it agrees, suspicion 1 - 1 x 1
+    = 0. Annotation 3 has none (matched by nothing: suspicion 1 either way); annotation 4 none
+    either: its class scores come from the detections (circle 0.95). Masks and IoUs unchanged."""
+    gt, results = hand_case()
+    _, _, results_path = write_case(tmp_path, gt, results)
+    detections = read_detections(results_path, gt, 0.05)
+    plain = audit_annotations(gt, detections)
+    probs = {1: {1: 0.3, 2: 0.7}, 2: {1: 0.9, 2: 0.1}, 3: {1: 0.5, 2: 0.5}}
+    audit = audit_annotations(gt, detections, class_probs=probs)
+    assert (plain.class_scores, audit.class_scores) == ("detections", "box_probabilities")
+    by_id = {s.id: s for s in audit.annotations}
+    one, two = by_id[1], by_id[2]
+    assert (one.same_class_score, one.other_class_score, one.other_category_id) == (0.3, 0.7, 2)
+    assert one.class_agrees is False and one.suspicion == pytest.approx(0.6)
+    assert (two.same_class_score, two.other_class_score, two.other_category_id) == (0.9, 0.1, 2)
+    assert two.class_agrees is True and two.suspicion == pytest.approx(0.0)
+    assert (by_id[3].matched, by_id[3].suspicion, by_id[3].class_agrees) == (False, 1.0, None)
+    assert (by_id[4].same_class_score, by_id[4].other_class_score) == (0.95, 0.0)
+    for score in plain.annotations:
+        assert (by_id[score.id].mask_iou, by_id[score.id].boundary_iou) == (
+            score.mask_iou, score.boundary_iou,
+        )  # fmt: skip
+    assert [s.id for s in audit.annotations] == [3, 1, 2, 4]  # ties: lower IoU, then lower id
+
+
 def test_options_change_what_counts(tmp_path):
     gt, results = hand_case()
     # min_score 0.005 lets the 0.01 prediction match annotation 3 (IoU 1, its own class).
@@ -154,7 +183,7 @@ def test_scores_against_the_clean_file_and_the_noise_report(tmp_path):
     by_id = {s.id: s for s in audit.annotations}
     assert by_id[1].mask_iou == pytest.approx(0.6) and by_id[3].suspicion == pytest.approx(0.9)
     expected = {
-        "annotations": 2, "flipped": 1, "flip_auroc": 1.0, "iou_spearman": 1.0,
+        "annotations": 2, "flipped": 1, "flip_auroc": 1.0, "class_auroc": 1.0, "iou_spearman": 1.0,
         "suspicion_spearman": -1.0, "median_true_iou": 0.8,
     }  # fmt: skip
     assert score_against_truth(audit, truth_from_clean(clean, noisy)) == expected
