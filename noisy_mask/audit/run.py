@@ -5,6 +5,7 @@ the scores, and the files of OUTPUT_DIR:
     audit_suspects.png         the most suspicious annotations
     audit.html, audit_thumbs/  the page to walk through them all
     predictions.json           the predictions scored against (with --weights or --folds)
+    class_probabilities.json   the model's class probabilities at each annotation's box (idem)
     folds/                     the cross-fitted runs (with --folds)
 """
 
@@ -22,6 +23,9 @@ from .report import write_csv, write_json
 from .scores import Audit, AuditOptions, audit_annotations
 
 PREDICTIONS_FILE = "predictions.json"
+# The model's class probabilities at each annotation's box (annotation id -> {category id: p}),
+# kept so that the audit can be scored again exactly from the files (`refine.audited`).
+CLASS_PROBS_FILE = "class_probabilities.json"
 # Keys of the annotations the audit does not read: it compares masks, not boxes or areas.
 UNUSED_KEYS = ("bbox", "area")
 
@@ -87,6 +91,8 @@ def run_audit(
                     gt, image_dir, fold_records, device, name
                 )
         write_json_atomic(output_dir / PREDICTIONS_FILE, results, indent=None)
+        if class_probs is not None:
+            write_json_atomic(output_dir / CLASS_PROBS_FILE, class_probs, indent=None)
         by_image = own_detections(results, options.min_score)
     audit = audit_annotations(gt, by_image, options, name, class_probs)
     if fold_records is not None:

@@ -4,10 +4,11 @@ audit.json keeps every annotation's scores and the possibly missing predictions,
 predictions' masks. Those are in the predictions the audit scored against: OUTPUT/predictions.json
 with --weights or --folds, the --detections file otherwise (its path as audit.json records it,
 tried as given, then beside audit.json; or given again). The audit is made again from them with
-its own options (`audit.scores.audit_annotations`, pure and deterministic), which gives back each
-annotation's best match and each possibly missing prediction with its mask; every row is checked
-against audit.json (ids, classes, mask IoU to 6 decimals), so that the annotations read now are
-the ones that were audited.
+its own options (`audit.scores.audit_annotations`, pure and deterministic; with the model's class
+probabilities, class_probabilities.json, when the audit read the classes from the model), which
+gives back each annotation's best match and each possibly missing prediction with its mask; every
+row is checked against audit.json (ids, classes, mask IoU to 6 decimals), so that the annotations
+read now are the ones that were audited.
 """
 
 import math
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from ..audit.report import JSON_FILE
-from ..audit.run import PREDICTIONS_FILE, UNUSED_KEYS
+from ..audit.run import CLASS_PROBS_FILE, PREDICTIONS_FILE, UNUSED_KEYS
 from ..audit.scores import AnnotationScore, AuditOptions, MissingPrediction, audit_annotations
 from ..coco.io import AnnotationError, load_json, read_coco
 from ..evaluation.detections import read_detections
@@ -65,6 +66,24 @@ def predictions_path(audit_dir: Path, audit: Mapping[str, Any], name: str) -> Pa
     )
 
 
+def read_class_probs(
+    audit_dir: Path, audit: Mapping[str, Any]
+) -> Optional[Dict[int, Dict[int, float]]]:
+    """The class probabilities an audit scored the classes with (class_scores
+    box_probabilities), by annotation id; None when it took them from the detections.
+    FileNotFoundError naming the file when audit.json says they exist and they do not."""
+    if audit.get("class_scores") != "box_probabilities":
+        return None
+    path = audit_dir / CLASS_PROBS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{os.fspath(audit_dir / JSON_FILE)}: its class scores are the model's probabilities "
+            f"at the boxes, kept in {os.fspath(path)}, which is missing: audit the file again"
+        )
+    return {int(ann_id): {int(k): float(p) for k, p in probs.items()}
+            for ann_id, probs in load_json(path).items()}  # fmt: skip
+
+
 def read_audited(
     annotations: os.PathLike,
     audit_dir: os.PathLike,
@@ -94,7 +113,7 @@ def read_audited(
     else:
         path = predictions_path(audit_dir, audit, audit_name)
     by_image = read_detections(path, gt, options.min_score)
-    again = audit_annotations(gt, by_image, options, name)
+    again = audit_annotations(gt, by_image, options, name, read_class_probs(audit_dir, audit))
     scores = {score.id: score for score in again.annotations}
     _check_rows(audit["annotations"], scores, gt, name, audit_name)
     missing = again.missing

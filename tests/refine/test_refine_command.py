@@ -180,6 +180,29 @@ def test_predictions_of_a_model_are_read_from_the_audit_folder(case, tmp_path):
     assert result["report"]["counts"]["masks"] == 1 and result["report"]["cross_fitted"]
 
 
+def test_the_models_class_probabilities_are_read_back_and_decide_the_class(case):
+    """An audit that read the classes from the model at the boxes (class_scores
+    box_probabilities): refine scores it again with class_probabilities.json, not with the
+    detections. There annotation 2 (circle) is a star at 0.9 (the detections: 0.8), annotation 1
+    (circle, whose detection agrees) a star at 0.7: with --class-score 0.85 only 2 changes, its
+    new score 0.9; at 0.65 both. Without the file, the error names it."""
+    audit_json = case["audit"] / "audit.json"
+    audit = json.loads(audit_json.read_text())
+    audit["class_scores"] = "box_probabilities"
+    audit_json.write_text(json.dumps(audit))
+    probs_path = case["audit"] / "class_probabilities.json"
+    with pytest.raises(FileNotFoundError, match="class_probabilities.json, which is missing"):
+        refine_file(case["gt"], case["images"], case["audit"], case["out"])
+    probs = {"1": {"1": 0.3, "2": 0.7}, "2": {"1": 0.1, "2": 0.9}, "3": {"1": 0.0, "2": 1.0}}
+    probs_path.write_text(json.dumps(probs))
+    for threshold, changed in (("0.85", {2}), ("0.65", {1, 2})):
+        assert run(case, "--source", "none", "--fix-classes", "--class-score", threshold) == 0
+        report = json.loads(case["out"].with_suffix(".refine_report.json").read_text())
+        assert {c["id"] for c in report["changes"]} == changed
+        two = next(c for c in report["changes"] if c["id"] == 2)["category_id"]
+        assert (two["old_score"], two["new_score"]) == (0.1, 0.9)
+
+
 def test_errors_name_the_file_and_the_annotation(case, tmp_path, capsys):
     gt = json.loads(case["gt"].read_text())
     gt["annotations"][0]["segmentation"] = [[10, 10, 31, 10, 31, 29, 10, 29]]  # changed since
