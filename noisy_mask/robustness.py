@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not add the confident predictions that no annotation covers")
     refine.add_argument("--refine-fix-classes", action="store_true",
                         help="the refine tool's --fix-classes: take the model's confident "
-                             "classes, where the reference shows they fix more than they break")
+                             "classes, where the reference shows they fix more than they break "
+                             "(a sign test at 0.05)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
                         help="config overrides passed to every run")
     return parser

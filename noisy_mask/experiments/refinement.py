@@ -34,7 +34,7 @@ class RefineArm:
     whose clean masks are known, the clean annotations of the first `reference_images` training
     images as that reference; `add_missing`: add the confident predictions no annotation covers
     (the noise deletes instances); `fix_classes`: correct the classes the model disputes, where
-    the reference shows that fixes more than it breaks."""
+    the reference shows that fixes more than it breaks, beyond chance."""
 
     folds: int = 2
     source: str = "auto"

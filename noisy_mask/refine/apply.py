@@ -12,7 +12,8 @@ OUT.refine_report.json, each atomically (`utils.atomic`), never touching the inp
 - classes (with fix_classes): an annotation whose class the model disputes (class_agrees false)
   takes the other class when its score is at least class_score (the audit's other_class_score).
   With a reference the corrections are judged first on its annotations (`class_evidence`) and
-  made only where they fix more of its classes than they break.
+  made only where they fix more of its classes than they break, beyond chance (a one-sided sign
+  test at CLASS_TEST_LEVEL).
 - missing instances (with add_missing): the audit's possibly missing predictions of score at
   least missing_score become annotations, ids from the file's largest id + 1 in the audit's
   order, polygons when every annotation of the file is one, else RLE.
@@ -46,6 +47,9 @@ CHOICES = (AUTO, NONE, *SOURCES)
 NEEDS = {NONE: (), PREDICTION: (PREDICTION,), GRABCUT: (GRABCUT,),
          AGREEMENT: (PREDICTION, GRABCUT, AGREEMENT), AUTO: SOURCES}  # fmt: skip
 DIGITS = 6
+# The class corrections are made when the reference shows them fixing more than breaking at
+# this level (`sign_test`), the usual one-sided 5 %.
+CLASS_TEST_LEVEL = 0.05
 UNUSED_KEYS = ("bbox", "area")  # recomputed for what changes, copied for the rest
 
 
@@ -229,12 +233,22 @@ def disputes(score, options: RefineOptions) -> bool:
     return score.class_agrees is False and score.other_class_score >= options.class_score
 
 
+def sign_test(fixed: int, broken: int) -> float:
+    """P(X >= fixed) for X ~ Binomial(fixed + broken, 1/2): the chance of fixing at least that
+    many of the decided classes if a correction were as likely to break a class as to fix it
+    (1.0 when nothing was decided)."""
+    n = fixed + broken
+    return sum(math.comb(n, k) for k in range(fixed, n + 1)) / 2**n
+
+
 def class_evidence(audited: AuditedFile, reference_classes: Mapping[int, int],
                    options: RefineOptions) -> Dict[str, Any]:
     """The class corrections judged on the reference: among the annotations the reference pairs
     (`reference_classes`, id -> the reference's category_id) and the model disputes
     (`disputes`), those the reference gives the model's class (fixed), the annotation's (broken)
-    or another one; corrections are made ("fix") only when fixed > broken."""
+    or another one; corrections are made ("fix") only when the sign test of fixed against broken
+    gives p <= CLASS_TEST_LEVEL: a fix must be shown, not guessed from one or two classes
+    (5 fixed and 0 broken are the fewest that pass; 1 and 0 do not)."""
     categories = {a["id"]: a["category_id"] for a in audited.gt["annotations"]}
     fixed = broken = other = 0
     for ann_id, reference_class in reference_classes.items():
@@ -248,13 +262,15 @@ def class_evidence(audited: AuditedFile, reference_classes: Mapping[int, int],
         else:
             other += 1
     disputed = fixed + broken + other
+    p_value = sign_test(fixed, broken)
     outcome = (f"on the reference the model disputes {disputed} of {len(reference_classes)} "
                f"classes at >= {options.class_score:g}: its class would fix {fixed}, break "
-               f"{broken}")
-    fix = fixed > broken
+               f"{broken} (sign test p = {p_value:.2g})")
+    fix = p_value <= CLASS_TEST_LEVEL
     reason = outcome + ("" if fix else ": classes kept")
     return {"fix": fix, "reason": reason, "paired": len(reference_classes),
-            "disputed": disputed, "fixed": fixed, "broken": broken, "other": other}
+            "disputed": disputed, "fixed": fixed, "broken": broken, "other": other,
+            "p_value": round(p_value, 6)}
 
 
 def _apply(audited: AuditedFile, candidates, source: str, paired, options: RefineOptions,

@@ -15,8 +15,8 @@ paired bootstrap); without, by label-free evidence (each source refereed by the 
 `none` when nothing shows a gain. With --fix-classes, classes the model disputes with a score
 >= --class-score are corrected (off by default: a model that disputes many correct classes makes
 them worse), and with --reference only when, on the reference's annotations, the corrections
-fix more classes than they break; --add-missing adds its confident predictions that no
-annotation covers.
+fix more classes than they break beyond chance (a sign test at 0.05); --add-missing adds its
+confident predictions that no annotation covers.
 
 Writes OUT.json and OUT.refine_report.json (every change by annotation id, the choice and its
 numbers), each atomically; the input is never changed. Prints a one-line summary. Exit status 2
@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fix-classes", action="store_true",
                         help="take the model's class where it disputes the annotation's with at "
                              "least --class-score; with --reference, only if that fixes more of "
-                             "the reference's classes than it breaks (off by default: see "
-                             "docs/refine.md)")
+                             "the reference's classes than it breaks, beyond chance (off by "
+                             "default: see docs/refine.md)")
     parser.add_argument(
         "--add-missing",
         action="store_true",

@@ -8,12 +8,12 @@ import sys
 
 import numpy as np
 import pytest
-from refine_cases import hand_case, write_case
+from refine_cases import CATEGORIES, hand_case, write_case
 from samples import ROOT, heavy, modules_loaded_by_help, modules_loaded_by_import, polygons_mask
-from samples import rle, square, uncompressed_rle
+from samples import coco_dict, rle, square, square_annotation, square_result, uncompressed_rle
 
 from noisy_mask.coco.io import AnnotationError
-from noisy_mask.refine.apply import RefineOptions, refine_file
+from noisy_mask.refine.apply import RefineOptions, refine_file, sign_test
 from noisy_mask.refine.cli import main
 
 # The images show each square where it is annotated (1, 3) or where the star is predicted.
@@ -101,30 +101,66 @@ def test_a_class_flip_is_corrected_only_when_asked_and_above_the_threshold(case)
     assert by_id(json.loads(case["out"].read_text()))[2]["category_id"] == 1
 
 
-@pytest.mark.parametrize("reference_class, corrected", [(2, True), (1, False)])
-def test_with_a_reference_classes_are_corrected_only_where_it_agrees(case, capsys,
-                                                                      reference_class, corrected):
-    """The reference annotates image 1: annotation 2 as a star (the model's class: 1 fixed) or
-    as a circle (the annotation's: 1 broken); annotation 1, undisputed, counts for neither."""
+def flip_case(root, num_images):
+    """`num_images` images of one circle at 40..59 x 40..59 each (annotation id = image id), which
+    the model predicts exactly as a star (0.8) and as a circle (0.2): a class it disputes."""
+    annotations = [square_annotation(i, i, 40, 40, category_id=1)
+                   for i in range(1, num_images + 1)]  # fmt: skip
+    results = []
+    for i in range(1, num_images + 1):
+        results += [square_result(i, 40, 40, 0.8, category_id=2),
+                    square_result(i, 40, 40, 0.2, category_id=1)]  # fmt: skip
+    gt = coco_dict(annotations, num_images=num_images, categories=CATEGORIES)
+    objects = {i: [(40, 40)] for i in range(1, num_images + 1)}
+    return write_case(root, gt, results, objects)
+
+
+@pytest.mark.parametrize(
+    "reference_classes, corrected, p_value",
+    [
+        ([2, 2, 2, 2, 2], True, "0.031"),  # 5 fixed: 1 / 32
+        ([2, 2, 2, 2, 1], False, "0.19"),  # 4 fixed, 1 broken: (5 + 1) / 32
+        ([2], False, "0.5"),  # 1 fixed: no evidence
+        ([1, 1, 1], False, "1"),  # 3 broken
+    ],
+)
+def test_with_a_reference_classes_are_corrected_only_where_it_shows_a_gain(
+    tmp_path, capsys, reference_classes, corrected, p_value
+):
+    """The reference annotates each image's circle as a star (the model's class: fixed) or a
+    circle (the annotation's: broken); the corrections are made only when the sign test of fixed
+    against broken gives p <= 0.05."""
+    case = flip_case(tmp_path, 5)
+    capsys.readouterr()  # the audit's lines
     gt = json.loads(case["gt"].read_text())
-    reference = dict(gt, images=gt["images"][:1],
-                     annotations=[dict(a, category_id=reference_class) if a["id"] == 2 else a
-                                  for a in gt["annotations"] if a["image_id"] == 1])
+    count = len(reference_classes)
+    reference = dict(gt, images=gt["images"][:count],
+                     annotations=[dict(a, category_id=c)
+                                  for a, c in zip(gt["annotations"], reference_classes)])
     reference_path = case["gt"].with_name("reference.json")
     reference_path.write_text(json.dumps(reference))
     assert run(case, "--source", "none", "--fix-classes", "--reference", str(reference_path)) == 0
     line = capsys.readouterr().out.splitlines()[0]
-    fixed, broken = (1, 0) if corrected else (0, 1)
-    reason = (f"on the reference the model disputes 1 of 2 classes at >= 0.7: its class would "
-              f"fix {fixed}, break {broken}")
-    assert line.endswith(f"; {int(corrected)} class{'' if corrected else 'es'} corrected "
-                         f"({reason}{'' if corrected else ': classes kept'})")
-    assert by_id(json.loads(case["out"].read_text()))[2]["category_id"] == (2 if corrected else 1)
+    fixed = reference_classes.count(2)
+    broken = count - fixed
+    reason = (f"on the reference the model disputes {count} of {count} classes at >= 0.7: its "
+              f"class would fix {fixed}, break {broken} (sign test p = {p_value})"
+              + ("" if corrected else ": classes kept"))
+    changed = 5 if corrected else 0
+    assert line.endswith(f"; {changed} class{'' if changed == 1 else 'es'} corrected ({reason})")
+    classes = {a["category_id"] for a in json.loads(case["out"].read_text())["annotations"]}
+    assert classes == ({2} if corrected else {1})
     report = json.loads(case["out"].with_suffix(".refine_report.json").read_text())
-    assert report["classes"] == {"fix": corrected, "reason": reason + ("" if corrected else
-                                                                       ": classes kept"),
-                                 "paired": 2, "disputed": 1, "fixed": fixed, "broken": broken,
-                                 "other": 0}
+    assert report["classes"] == {"fix": corrected, "reason": reason, "paired": count,
+                                 "disputed": count, "fixed": fixed, "broken": broken,
+                                 "other": 0, "p_value": pytest.approx(float(p_value), abs=6e-3)}
+
+
+def test_sign_test_by_hand():
+    # P(Bin(n, 1/2) >= k): 5 of 5 = 1/32; 8 of 9 = (9 + 1) / 512; 6 of 8 = (28 + 8 + 1) / 256
+    assert sign_test(5, 0) == 1 / 32 and sign_test(4, 0) == 1 / 16
+    assert sign_test(8, 1) == 10 / 512 and sign_test(6, 2) == 37 / 256
+    assert sign_test(0, 0) == 1.0 and sign_test(0, 3) == 1.0
 
 
 def test_add_missing_adds_the_confident_predictions_with_new_ids(case):
