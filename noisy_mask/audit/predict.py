@@ -1,6 +1,7 @@
 """The predictions an audit scores against, as a COCO results list: a detectron2 model run over the
 images (`predict_images`, as detectron2's DefaultPredictor runs it), or K models cross-fitted on
-the audited file itself (`cross_fit`).
+the audited file itself (`cross_fit`); and the model's class probabilities at each annotation's
+box (`ImageModel`, `fold_class_probabilities`), the audit's class scores when it has a model.
 
 A model audits its own training data badly: it has learned the noise, so it agrees with the bad
 annotations. Cross-fitting splits the images into K folds (a seeded shuffle of the image ids,
