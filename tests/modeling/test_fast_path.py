@@ -11,19 +11,15 @@ from typing import Dict, List, Tuple
 
 import pytest
 import torch
-from detectron2.config import get_cfg
-from detectron2.layers import ShapeSpec
-from detectron2.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead, build_mask_head
-from detectron2.structures import Boxes, Instances, PolygonMasks
+from detectron2.structures import Instances
 from detectron2.utils.events import EventStorage
+from heads import SHAPE, head_cfg, make_instances, paired_heads
 
-from noisy_mask import MASK_LOSSES, add_noisy_mask_config
+from noisy_mask import MASK_LOSSES
 from noisy_mask.config import mask_loss_from_config
 from noisy_mask.losses.table import get_mask_loss, uses_image_colors
 from noisy_mask.modeling.roi_heads import COLORS_FIELD
 
-NUM_CLASSES = 5
-SHAPE = ShapeSpec(channels=8, height=14, width=14)  # masks of 28 x 28
 LOSSES = sorted(MASK_LOSSES) + ["bce+dice", "bce+pairwise_color"]
 # Tensor methods that copy a value to the host: on a GPU each one waits for the device.
 HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__")
@@ -40,49 +36,8 @@ def one_thread():
 
 def make_heads(loss: str, class_agnostic: bool, loss_weight: float = 1.5):
     """(our head, the stock head with the same weights, the config)."""
-    cfg = get_cfg()
-    add_noisy_mask_config(cfg)
-    head = cfg.MODEL.ROI_MASK_HEAD
-    head.NAME, head.LOSS, head.CLS_AGNOSTIC_MASK = (
-        "NoisyMaskRCNNConvUpsampleHead",
-        loss,
-        class_agnostic,
-    )
-    head.NUM_CONV, head.CONV_DIM, head.LOSS_WEIGHT = 2, 16, loss_weight
-    cfg.MODEL.ROI_HEADS.NUM_CLASSES = NUM_CLASSES
-    torch.manual_seed(0)
-    ours = build_mask_head(cfg, SHAPE)
-    # The predictor starts near zero (std 0.001); larger weights give logits of both signs.
-    torch.nn.init.normal_(ours.predictor.weight, std=0.3)
-    torch.nn.init.normal_(ours.predictor.bias, std=0.3)
-    stock = MaskRCNNConvUpsampleHead(cfg, SHAPE)
-    stock.load_state_dict(ours.state_dict())
-    return ours.train(), stock.train(), cfg
-
-
-def make_instances(counts=(3, 0, 4), seed: int = 0) -> List[Instances]:
-    """7 RoIs in 3 images (one empty), each with a random pentagon partly inside its box."""
-    g = torch.Generator().manual_seed(seed)
-    images = []
-    for n in counts:
-        inst = Instances((80, 80))
-        xy = torch.rand(n, 2, generator=g) * 40
-        wh = torch.rand(n, 2, generator=g) * 25 + 10
-        inst.proposal_boxes = Boxes(torch.cat([xy, xy + wh], dim=1))
-        inst.gt_classes = torch.randint(0, NUM_CLASSES, (n,), generator=g)
-        angles = torch.linspace(0, 2 * torch.pi, 6)[:5]
-        polygons = []
-        for k in range(n):
-            center = xy[k] + wh[k] * (0.3 + 0.4 * torch.rand(2, generator=g))
-            radius = wh[k].min() * (0.4 + 0.4 * torch.rand(5, generator=g))
-            points = center + radius[:, None] * torch.stack([angles.cos(), angles.sin()], dim=1)
-            polygons.append([points.reshape(-1).tolist()])
-        inst.gt_masks = PolygonMasks(polygons)
-        # As NoisyMaskROIHeads stores them: per RoI, colours of its 28 x 28 grid (two regions).
-        region = (torch.rand(n, 1, 28, 28, generator=g) < 0.5).float()
-        inst.set(COLORS_FIELD, (region * 40).expand(n, 3, 28, 28).contiguous())
-        images.append(inst)
-    return images
+    cfg = head_cfg(loss, class_agnostic, LOSS_WEIGHT=loss_weight)
+    return (*paired_heads(cfg), cfg)
 
 
 def features(num_rois: int, seed: int = 1) -> torch.Tensor:

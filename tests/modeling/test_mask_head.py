@@ -1,62 +1,18 @@
 """The registered head against Detectron2's stock MaskRCNNConvUpsampleHead on the same weights."""
 import pytest
 import torch
-from detectron2.config import get_cfg
-from detectron2.layers import ShapeSpec
-from detectron2.modeling.roi_heads.mask_head import (
-    ROI_MASK_HEAD_REGISTRY,
-    MaskRCNNConvUpsampleHead,
-    build_mask_head,
-)
-from detectron2.structures import Boxes, Instances, PolygonMasks
+from detectron2.modeling.roi_heads.mask_head import ROI_MASK_HEAD_REGISTRY
+from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
+from heads import NUM_CLASSES, SHAPE, head_cfg, make_instances, paired_heads
 
-from noisy_mask import NoisyMaskRCNNConvUpsampleHead, add_noisy_mask_config
+from noisy_mask import NoisyMaskRCNNConvUpsampleHead
 from noisy_mask.losses.table import label_smoothing_bce_loss, soft_dice_loss
-
-NUM_CLASSES = 5
-SHAPE = ShapeSpec(channels=8, height=14, width=14)
-
-
-def head_cfg(loss="bce", class_agnostic=False, **options):
-    cfg = get_cfg()
-    add_noisy_mask_config(cfg)
-    head = cfg.MODEL.ROI_MASK_HEAD
-    head.NAME, head.LOSS, head.CLS_AGNOSTIC_MASK = "NoisyMaskRCNNConvUpsampleHead", loss, class_agnostic
-    head.NUM_CONV, head.CONV_DIM = 2, 16
-    for key, value in options.items():
-        head[key] = value
-    cfg.MODEL.ROI_HEADS.NUM_CLASSES = NUM_CLASSES
-    return cfg
 
 
 def make_heads(loss="bce", class_agnostic=False, **options):
-    torch.manual_seed(0)
-    cfg = head_cfg(loss, class_agnostic, **options)
-    ours = build_mask_head(cfg, SHAPE)
-    stock = MaskRCNNConvUpsampleHead(cfg, SHAPE)
-    # The predictor starts near zero (std 0.001); larger weights make the comparison meaningful.
-    torch.nn.init.normal_(ours.predictor.weight, std=0.3)
-    torch.nn.init.normal_(ours.predictor.bias, std=0.3)
-    stock.load_state_dict(ours.state_dict())
-    return ours, stock
-
-
-def make_instances(counts=(3, 0, 4), seed=0):
-    g = torch.Generator().manual_seed(seed)
-    images = []
-    for n in counts:
-        inst = Instances((64, 64))
-        xy = torch.rand(n, 2, generator=g) * 30
-        wh = torch.rand(n, 2, generator=g) * 25 + 8
-        inst.proposal_boxes = Boxes(torch.cat([xy, xy + wh], dim=1))
-        inst.gt_classes = torch.randint(0, NUM_CLASSES, (n,), generator=g)
-        polygons = []
-        for x0, y0 in (xy + torch.rand(n, 2, generator=g) * 6).tolist():
-            polygons.append([[x0, y0, x0 + 20, y0 + 3, x0 + 12, y0 + 22, x0 + 2, y0 + 15]])
-        inst.gt_masks = PolygonMasks(polygons)
-        images.append(inst)
-    return images
+    """(our head, the stock head with the same weights); `options` are ROI_MASK_HEAD keys."""
+    return paired_heads(head_cfg(loss, class_agnostic, **options))
 
 
 def run_training(head, instances, seed=1):
