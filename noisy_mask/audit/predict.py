@@ -105,12 +105,7 @@ class ImageModel:
         import torch
         from detectron2.modeling import GeneralizedRCNN
 
-        pixels = rgb if self.cfg.INPUT.FORMAT == "RGB" else rgb[:, :, ::-1]
-        pixels = np.ascontiguousarray(pixels)
-        height, width = pixels.shape[:2]
-        transform = self.resize.get_transform(pixels)
-        image = torch.as_tensor(transform.apply_image(pixels).astype("float32").transpose(2, 0, 1))
-        inputs = [{"image": image, "height": height, "width": width}]
+        inputs, transform = self._inputs(rgb)
         with torch.no_grad():
             if boxes is None or not len(boxes) or not self.reads_boxes:
                 return self.model(inputs)[0]["instances"], None
@@ -120,9 +115,37 @@ class ImageModel:
             proposals, _ = model.proposal_generator(images, features, None)
             results, _ = model.roi_heads(images, features, proposals, None)
             instances = GeneralizedRCNN._postprocess(results, inputs, images.image_sizes)
-            scaled = torch.as_tensor(transform.apply_box(np.asarray(boxes, dtype=np.float32)),
-                                     device=model.device)  # fmt: skip
-            return instances[0]["instances"], self._box_probabilities(features, scaled)
+            probs = self._box_probabilities(features, self._scaled(transform, boxes))
+            return instances[0]["instances"], probs
+
+    def class_probabilities(self, rgb: np.ndarray, boxes: np.ndarray):
+        """The (N, K) class probabilities of the XYXY `boxes` alone, as `__call__` gives them,
+        without making the detections (the backbone and the box head only)."""
+        import torch
+
+        inputs, transform = self._inputs(rgb)
+        with torch.no_grad():
+            images = self.model.preprocess_image(inputs)
+            features = self.model.backbone(images.tensor)
+            return self._box_probabilities(features, self._scaled(transform, boxes))
+
+    def _inputs(self, rgb: np.ndarray):
+        """(the model's input list for an RGB image, the test-time resize applied to it)."""
+        import torch
+
+        pixels = rgb if self.cfg.INPUT.FORMAT == "RGB" else rgb[:, :, ::-1]
+        pixels = np.ascontiguousarray(pixels)
+        height, width = pixels.shape[:2]
+        transform = self.resize.get_transform(pixels)
+        image = torch.as_tensor(transform.apply_image(pixels).astype("float32").transpose(2, 0, 1))
+        return [{"image": image, "height": height, "width": width}], transform
+
+    def _scaled(self, transform, boxes: np.ndarray):
+        """The XYXY boxes in the resized image's pixels, on the model's device."""
+        import torch
+
+        scaled = transform.apply_box(np.asarray(boxes, dtype=np.float32))
+        return torch.as_tensor(scaled, device=self.model.device)
 
     def _box_probabilities(self, features, boxes):
         from detectron2.structures import Boxes
@@ -175,13 +198,12 @@ def predict_images(
     opts: Sequence[str] = (),
     device: str = "cpu",
     min_score: float = 0.05,
-    image_ids: Optional[Sequence[int]] = None,
     name: str = "annotations",
 ) -> Tuple[List[Dict[str, Any]], Optional[ClassProbs]]:
     """COCO results (dataset category ids, RLE masks) of the model `weights` with `config` on
-    the images of `gt` (`image_ids`: only those), one image at a time as detectron2's
-    DefaultPredictor runs it; and, from the same forward pass, the model's class probabilities
-    at every annotation's box (`ImageModel`; None when the model cannot read them)."""
+    every image of `gt`, one image at a time as detectron2's DefaultPredictor runs it; and, from
+    the same forward pass, the model's class probabilities at every annotation's box
+    (`ImageModel`; None when the model cannot read them)."""
     from detectron2.evaluation.coco_evaluation import instances_to_coco_json
 
     cfg = predictor_config(config, weights, opts, device, min_score)
@@ -194,12 +216,9 @@ def predict_images(
         )
     model = ImageModel(cfg)
     boxes = annotation_boxes(gt, name) if model.reads_boxes else {}
-    wanted = None if image_ids is None else set(image_ids)
     results: List[Dict[str, Any]] = []
     class_probs: ClassProbs = {}
     for image in gt["images"]:
-        if wanted is not None and image["id"] not in wanted:
-            continue
         ids, image_boxes = boxes.get(image["id"], ([], None))
         instances, probs = model(read_image(image_dir, image), image_boxes)
         if probs is not None:
@@ -218,18 +237,26 @@ def fold_class_probabilities(
     name: str = "annotations",
 ) -> Optional[ClassProbs]:
     """The class probabilities at every annotation's box, each image read by the cross-fitted
-    model that predicted it (`cross_fit`'s records: the run's config.yaml and model_final.pth);
+    model that predicted it (`cross_fit`'s records: the run's config.yaml and model_final.pth;
+    its detections are those of the run's own evaluation, so only the boxes are read here);
     None when a fold's model cannot read boxes."""
+    boxes = annotation_boxes(gt, name)
+    images = {image["id"]: image for image in gt["images"]}
+    categories = category_ids(gt)
     class_probs: ClassProbs = {}
     for record in fold_records:
         run_dir = Path(record["run_dir"])
-        _, probs = predict_images(
-            gt, image_dir, run_dir / "config.yaml", str(run_dir / "model_final.pth"),
-            device=device, image_ids=record["predicted_images"], name=name,
-        )  # fmt: skip
-        if probs is None:
+        cfg = predictor_config(run_dir / "config.yaml", str(run_dir / "model_final.pth"),
+                               device=device)  # fmt: skip
+        model = ImageModel(cfg)
+        if not model.reads_boxes:
             return None
-        class_probs.update(probs)
+        for image_id in record["predicted_images"]:
+            if image_id in boxes:
+                ids, image_boxes = boxes[image_id]
+                probs = model.class_probabilities(read_image(image_dir, images[image_id]),
+                                                  image_boxes)  # fmt: skip
+                class_probs.update(_class_probs_of(ids, probs, categories))
     return class_probs
 
 

@@ -162,11 +162,13 @@ def test_two_folds_predict_each_image_with_the_model_that_did_not_train_on_it(
     read = fold_class_probabilities(gt, shapes["val_images"], folds)
     assert set(read) == {a["id"] for a in gt["annotations"]}
     for fold in folds:
+        # the full prediction of the held-out images, by this fold's model and by the other's
         held_out = set(fold["predicted_images"])
+        images = dict(gt, images=[i for i in gt["images"] if i["id"] in held_out],
+                      annotations=[a for a in gt["annotations"] if a["image_id"] in held_out])
         own, other = [
-            predict_images(gt, shapes["val_images"], Path(f["run_dir"]) / "config.yaml",
-                           str(Path(f["run_dir"]) / "model_final.pth"),
-                           image_ids=sorted(held_out))[1]
+            predict_images(images, shapes["val_images"], Path(f["run_dir"]) / "config.yaml",
+                           str(Path(f["run_dir"]) / "model_final.pth"))[1]
             for f in (fold, folds[1 - fold["fold"]])
         ]  # fmt: skip
         ids = [a["id"] for a in gt["annotations"] if a["image_id"] in held_out]
