@@ -15,10 +15,9 @@ them badly paints masks wider than the objects at detectron2's 0.5 threshold.
 """
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import mean, stdev
+from statistics import mean
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..coco.io import annotation_rle, read_coco
@@ -28,8 +27,7 @@ from ..utils.run_folders import DETECTIONS_FILE, EVAL_RESULTS_FILE, find_run_fil
 from .levels import builtin_splits, level_data
 from .robustness import FINETUNE_CONFIG, GRID, PRETRAIN, StartingPoint, train_runs
 from .runner import Schedule, run_train_net
-from .stats import format_mean_std
-from .stats import paired_gains, summarize
+from .stats import format_mean_std, format_values, paired_gains, summarize
 
 
 @dataclass(frozen=True)
@@ -121,16 +119,6 @@ def annotation_box_fill(coco_json: Path) -> float:
     return mean(fills)
 
 
-def _mean_std(values: Sequence[float], sign: str = "") -> str:
-    """'mean ± sample std' of the finite values ('+' in `sign` shows the mean's sign)."""
-    values = [v for v in values if v is not None and math.isfinite(v)]
-    if not values:
-        return "n/a"
-    if len(values) == 1:
-        return f"{values[0]:{sign}.1f}"
-    return f"{mean(values):{sign}.1f} ± {stdev(values):.1f}"
-
-
 def variants_table(records: Sequence[Dict], names: Sequence[str], levels: Sequence[str],
                    ground_truth_fill: float) -> List[str]:
     """Markdown rows: per level and variant its APs over seeds, its paired gains over its
@@ -151,7 +139,7 @@ def variants_table(records: Sequence[Dict], names: Sequence[str], levels: Sequen
             aps = {k: format_mean_std(cell.get(k)) for k in ("bbox/AP", "segm/AP", "boundary/AP")}
             gains = {k: paired_gains(by_variant, level, name, k, variant.reference)
                      for k in ("segm/AP", "boundary/AP")}
-            versus = {k: (f"{_mean_std(g, '+')} vs {variant.reference}"
+            versus = {k: (f"{format_values(g, '+')} vs {variant.reference}"
                           if g and name != variant.reference else "") for k, g in gains.items()}
             fills = [r["mask_box_fill"] for r in runs if r["mask_box_fill"] is not None]
             fill = f"{100 * mean(fills):.0f} %" if fills else "n/a"
@@ -216,7 +204,7 @@ def thresholds_table(rows_by_run: Dict[str, List[Dict]]) -> List[str]:
              "|---|---:|---:|---:|---:|---:|"]
     for run, rows in rows_by_run.items():
         for row in rows:
-            aps = [_mean_std([row["results"].get(task, {}).get("AP")])
+            aps = [format_values([row["results"].get(task, {}).get("AP")])
                    for task in ("bbox", "segm", "boundary")]
             fill = row["mask_box_fill"]
             lines.append(f"| {run} | {row['threshold']:g} | {' | '.join(aps)} | "

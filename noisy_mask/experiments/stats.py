@@ -129,8 +129,7 @@ def markdown(
                 continue
             cells = [format_mean_std(cell.get(f"{task}/{metric}")) for task, metric in METRICS]
             gains = paired_gains(records, level, loss) if loss != "bce" or level != base_level(level) else []
-            delta = "" if not gains else (f"{mean(gains):+.1f}" if len(gains) < 2
-                                          else f"{mean(gains):+.1f} ± {stdev(gains):.1f}")
+            delta = format_values(gains, "+") if gains else ""
             shares = [recovered_share(summary, level, loss, key, reference)
                       if level != reference else None for key in ("segm/AP", "boundary/AP")]
             seeds = max((v["n"] for v in cell.values()), default=0)
@@ -177,6 +176,17 @@ def per_seed_table(records: Sequence[Dict], losses, levels) -> List[str]:
 def _ap(results: Dict, task: str) -> str:
     value = results.get(task, {}).get("AP")
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.1f}"
+
+
+def format_values(values: Sequence[Optional[float]], sign: str = "") -> str:
+    """'mean ± sample std' of the finite values, the mean alone for one ('+' in `sign` shows the
+    mean's sign); 'n/a' for none."""
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:{sign}.1f}"
+    return f"{mean(values):{sign}.1f} ± {stdev(values):.1f}"
 
 
 def format_mean_std(value) -> str:
@@ -273,8 +283,7 @@ def refinement_goals(
             for key in keys:
                 share = recovered_share(summary, level, loss, key, reference)
                 gains = paired_gains(records, level, loss, key)
-                gain = ("" if not gains else f"{mean(gains):+.1f}" if len(gains) < 2
-                        else f"{mean(gains):+.1f} ± {stdev(gains):.1f}")
+                gain = format_values(gains, "+") if gains else ""
                 shown.append(("n/a" if share is None else f"{100 * share:.0f}%") + f" ({gain})")
                 if key in goals:
                     beyond = beyond_seed_noise(summary, level, loss, key) if key in cell else None
