@@ -1,5 +1,6 @@
 """The demo end to end in miniature: pretrained detector, clean reference, losses at mid, table."""
 import pytest
+import yaml
 
 from noisy_mask.experiments.demo import DemoPlan, run_demo
 from noisy_mask.experiments.runner import Schedule
@@ -24,9 +25,18 @@ def test_demo_writes_the_grid_table_curves_and_pictures_and_reuses_its_detector(
     assert weights.is_file()
     runs = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("runs/*/*/*"))
     assert runs == ["runs/clean/seed0/bce", "runs/mid/seed0/bce", "runs/mid/seed0/dice"]
+    # The runs fine-tune on the detector's frozen ResNet; the detector itself trained all of it.
+    assert [freeze_at(tmp_path / run) for run in runs] == [5, 5, 5]
+    assert freeze_at(tmp_path / "pretrain") == 0
+    assert "its ResNet frozen" in table
 
     # A second demo given that detector trains no detector of its own and names its weights.
     other = tmp_path / "reuse"
     table = run_demo(other, ["bce"], "mid", plan, jobs=2, pretrained=str(weights)).read_text()
     assert not (other / "pretrain").exists()
     assert f"fine-tuned from {weights}" in table and "Pipeline check only" not in table
+
+
+def freeze_at(run_dir):
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    return config["MODEL"]["BACKBONE"]["FREEZE_AT"]
