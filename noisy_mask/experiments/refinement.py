@@ -127,7 +127,7 @@ def refinement_records(output_dir: Path, levels: Sequence[str], seeds: Sequence[
 def refinement_table(records: Sequence[Dict]) -> List[str]:
     """Markdown: per level, the mean over seeds of the audit's scores against the truth and of
     the refined versus noisy training masks."""
-    lines = ["| noise | seeds | flip AUROC | audited vs true IoU (Spearman) | deleted found at "
+    lines = ["| noise | seeds | flip AUROC | audited vs true IoU (Spearman; object size alone) | deleted found at "
              "50% precision | source chosen | masks / classes / added | mean IoU with the "
              "reference masks: noisy | refined |",
              "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
@@ -143,7 +143,8 @@ def refinement_table(records: Sequence[Dict]) -> List[str]:
                            f"{r['counts']['added']}" for r in rows)
         lines.append(
             f"| {level} | {len(rows)} | {avg(a.get('flip_auroc') for a in audits)} | "
-            f"{avg(a.get('iou_spearman') for a in audits)} | "
+            f"{avg(a.get('iou_spearman') for a in audits)} "
+            f"({avg(a.get('area_spearman') for a in audits)}) | "
             f"{avg((a.get('missing') or {}).get('recall_at_precision') for a in audits)} | "
             f"{sources} | {counts} | {avg((r['noisy_iou'] for r in rows), 3)} | "
             f"{avg((r['refined_iou'] for r in rows), 3)} |"

@@ -150,7 +150,7 @@ def test_scored_against_the_noise_report_or_the_clean_file(tmp_path, capsys):
     line = (
         "Against the truth: flipped classes AUROC 1.00 (1 of 2; class margin alone 1.00); rank "
         "correlation with the true "
-        "IoU: audited mask IoU 1.00, suspicion -1.00"
+        "IoU: audited mask IoU 1.00, suspicion -1.00 (object size alone n/a)"
     )
     for flag, path in (("--noise-report", report), ("--clean", clean_path)):
         out = tmp_path / flag.strip("-")

@@ -6,10 +6,19 @@ import math
 
 import pytest
 from audit_cases import hand_case, write_case
-from samples import coco_dict, hand_made_noise, rle, square, square_annotation, square_result
+from samples import (
+    coco_dict,
+    hand_made_noise,
+    masks_coco,
+    rle,
+    square,
+    square_annotation,
+    square_result,
+)
 
 from noisy_mask.audit.scores import AuditOptions, audit_annotations
 from noisy_mask.audit.truth import (
+    annotation_area,
     auroc,
     average_ranks,
     deleted_instances,
@@ -173,7 +182,8 @@ def test_scores_against_the_clean_file_and_the_noise_report(tmp_path):
     3 flipped from star to circle. The model finds the clean squares: annotation 1's audited IoU
     is the true one, 0.6; annotation 3 is predicted as the star it was (0.9): doubt 0.9,
     suspicion 1 - 1 x 0.1 = 0.9, above annotation 1's 0.4. The suspicion ranks the flip first,
-    though its outline is the better one: its rank correlation with the true IoU is -1 here."""
+    though its outline is the better one: its rank correlation with the true IoU is -1 here.
+    Both squares are 20 x 20: size alone ranks nothing (n/a)."""
     clean, noisy = hand_made_noise()
     results = [
         square_result(1, 10, 10, 0.9, category_id=1),
@@ -184,7 +194,7 @@ def test_scores_against_the_clean_file_and_the_noise_report(tmp_path):
     assert by_id[1].mask_iou == pytest.approx(0.6) and by_id[3].suspicion == pytest.approx(0.9)
     expected = {
         "annotations": 2, "flipped": 1, "flip_auroc": 1.0, "class_auroc": 1.0, "iou_spearman": 1.0,
-        "suspicion_spearman": -1.0, "median_true_iou": 0.8,
+        "suspicion_spearman": -1.0, "area_spearman": None, "median_true_iou": 0.8,
     }  # fmt: skip
     assert score_against_truth(audit, truth_from_clean(clean, noisy)) == expected
     report = {"per_instance": [
@@ -222,3 +232,18 @@ def test_deleted_instances_found_among_the_possibly_missing(tmp_path):
     # (42, 10) no longer counts at IoU 0.85: only the first
     assert missing_found(audit, deleted, found_iou=0.85)["found"] == 1
     assert missing_found(audit, {})["recall_at_precision"] is None
+
+
+def test_object_size_baseline_ranks_the_true_iou_by_the_annotations_area(tmp_path):
+    """Squares of sides 10, 20 and 30 (areas 100, 400, 900) with true IoUs 0.9, 0.5, 0.7: area
+    ranks (1, 2, 3) against IoU ranks (3, 1, 2), centred (-1, 0, 1) . (1, -1, 0) = -1 over
+    sqrt(2 x 2): -0.5, whatever the model predicts (here nothing)."""
+    gt = masks_coco([[square(64, 64, 2, 2, 10), square(64, 64, 2, 20, 20),
+                      square(64, 64, 30, 30, 30)]])
+    audit = audit_of(tmp_path, gt, [])
+    report = {"per_instance": [{"id": i, "action": "kept", "mask_iou": iou}
+                               for i, iou in ((1, 0.9), (2, 0.5), (3, 0.7))]}
+    scores = score_against_truth(audit, truth_from_report(report))
+    assert scores["area_spearman"] == pytest.approx(-0.5)
+    assert [annotation_area(s) for s in sorted(audit.annotations, key=lambda s: s.id)] == [
+        100, 400, 900]
