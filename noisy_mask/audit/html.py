@@ -129,6 +129,7 @@ ANNOTATION_COLUMNS: Sequence[Column] = (
     ("class agrees", "num", "asc", _agrees),
     ("other class", "num", "desc", lambda r: _number(r["other_class_score"], 2)),
     ("suspicion", "num", "desc", lambda r: _number(r["suspicion"])),
+    ("area", "num", "asc", lambda r: (r["area"], f"{r['area']:.0f}")),
 )
 MISSING_COLUMNS: Sequence[Column] = (
     ("rank", "num", "asc", lambda r: _id(r["rank"])),

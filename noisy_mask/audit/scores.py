@@ -78,13 +78,16 @@ class AuditOptions:
 
 @dataclass
 class AnnotationScore:
-    """One annotation's scores (see the module docstring). pred_*: the best match, also when it
-    is below match_iou (None when no prediction overlaps); class_agrees: None when not matched;
+    """One annotation's scores (see the module docstring). area: its mask's pixels (a few pixels
+    of outline error cost a small object more IoU: compare suspects of like size); pred_*: the
+    best match, also when it is below match_iou (None when no prediction overlaps);
+    class_agrees: None when not matched;
     rank: 1 is the most suspicious; fold: the cross-fitting fold that predicted the image."""
 
     id: int
     image_id: int
     category_id: int
+    area: float
     pred_category_id: Optional[int]
     pred_score: Optional[float]
     mask_iou: float
@@ -179,7 +182,8 @@ def score_annotation(
     model's probability of each category id at the annotation's box (None: the class scores come
     from the detections)."""
     scores = np.array([d.score for d in detections], dtype=np.float64)
-    base = dict(id=ann["id"], image_id=ann["image_id"], category_id=ann["category_id"])
+    base = dict(id=ann["id"], image_id=ann["image_id"], category_id=ann["category_id"],
+                area=0.0 if ann_rle is None else float(mask_utils.area(ann_rle)))
     if ann_rle is None or not len(detections) or ious.max() <= 0:
         return AnnotationScore(
             **base, pred_category_id=None, pred_score=None, mask_iou=0.0, boundary_iou=0.0,

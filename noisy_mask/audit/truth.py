@@ -21,12 +21,11 @@ import math
 from typing import Any, Dict, List, Mapping, NamedTuple, Sequence
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from ..coco.io import annotation_rle
 from ..coco.rle import Rle, mask_iou
 from ..noise.matching import DELETED, FLIPPED, match_noise_dicts
-from .scores import AnnotationScore, Audit
+from .scores import Audit
 
 # A possibly missing prediction finds a deleted instance when their masks overlap this much.
 FOUND_IOU = 0.5
@@ -128,14 +127,9 @@ def score_against_truth(audit: Audit, truth: Mapping[int, Truth]) -> Dict[str, A
         ),
         "iou_spearman": rounded(spearman([s.mask_iou for s in with_iou], true_iou)),
         "suspicion_spearman": rounded(spearman([-s.suspicion for s in with_iou], true_iou)),
-        "area_spearman": rounded(spearman([annotation_area(s) for s in with_iou], true_iou)),
+        "area_spearman": rounded(spearman([s.area for s in with_iou], true_iou)),
         "median_true_iou": rounded(float(np.median(true_iou))) if true_iou else None,
     }
-
-
-def annotation_area(score: AnnotationScore) -> float:
-    """The pixel area of the audited annotation's mask (0 for an empty one)."""
-    return 0.0 if score.ann_rle is None else float(mask_utils.area(score.ann_rle))
 
 
 def truth_line(scores: Mapping[str, Any]) -> str:

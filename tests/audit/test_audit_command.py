@@ -54,6 +54,7 @@ def test_files_and_line_from_a_results_file(case, capsys):
     assert (flip["category"], flip["pred_category"], flip["pred_score"]) == ("circle", "star", 0.8)
     assert (flip["class_agrees"], flip["mask_iou"], flip["boundary_iou"]) == (False, 1.0, 1.0)
     assert (rows[2]["mask_iou"], rows[2]["boundary_iou"]) == (0.666667, 0.285714)  # 2/3, 2/7
+    assert [r["area"] for r in rows] == [400.0] * 4  # 20 x 20 squares
     assert audit["missing"] == [
         {"rank": 1, "image_id": 2, "file_name": "2.png", "pred_category_id": 2,
          "pred_category": "star", "pred_score": 0.7, "max_iou": 0.0,

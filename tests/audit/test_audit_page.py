@@ -75,7 +75,7 @@ def test_page_loads_shows_every_annotation_and_sorts(browser, tmp_path):
     run_audit(gt_path, image_dir, tmp_path / "out", detections=results_path)
     browser.get((tmp_path / "out" / "audit.html").as_uri())
     assert errors(browser) == []
-    # columns: 0 rank, 1 picture, 2 annotation, ..., 4 class, 7 mask IoU, 11 suspicion
+    # columns: 0 rank, 1 picture, 2 annotation, ..., 4 class, 7 mask IoU, 11 suspicion, 12 area
     assert column(browser, "annotations", 2) == ["3", "2", "1", "4"]  # by rank
     loaded = browser.execute_script(
         "return Array.prototype.map.call(document.images,"
@@ -92,6 +92,8 @@ def test_page_loads_shows_every_annotation_and_sorts(browser, tmp_path):
     assert column(browser, "annotations", 11) == ["1.0", "0.6", "0.333333", "0.0"]
     assert click_header(browser, "annotations", "class") == "ascending"
     assert column(browser, "annotations", 4) == ["circle", "circle", "circle", "star"]
+    assert click_header(browser, "annotations", "area") == "ascending"
+    assert column(browser, "annotations", 12) == ["400.0"] * 4
     assert column(browser, "missing", 4) == ["0.7"]
     assert errors(browser) == []
 

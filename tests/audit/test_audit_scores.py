@@ -18,7 +18,6 @@ from samples import (
 
 from noisy_mask.audit.scores import AuditOptions, audit_annotations
 from noisy_mask.audit.truth import (
-    annotation_area,
     auroc,
     average_ranks,
     deleted_instances,
@@ -245,5 +244,4 @@ def test_object_size_baseline_ranks_the_true_iou_by_the_annotations_area(tmp_pat
                                for i, iou in ((1, 0.9), (2, 0.5), (3, 0.7))]}
     scores = score_against_truth(audit, truth_from_report(report))
     assert scores["area_spearman"] == pytest.approx(-0.5)
-    assert [annotation_area(s) for s in sorted(audit.annotations, key=lambda s: s.id)] == [
-        100, 400, 900]
+    assert [s.area for s in sorted(audit.annotations, key=lambda s: s.id)] == [100, 400, 900]
