@@ -127,9 +127,9 @@ def refinement_records(output_dir: Path, levels: Sequence[str], seeds: Sequence[
 def refinement_table(records: Sequence[Dict]) -> List[str]:
     """Markdown: per level, the mean over seeds of the audit's scores against the truth and of
     the refined versus noisy training masks."""
-    lines = ["| noise | seeds | flip AUROC | audited vs true IoU (Spearman; object size alone) | deleted found at "
-             "50% precision | source chosen | masks / classes / added | mean IoU with the "
-             "reference masks: noisy | refined |",
+    lines = ["| noise | seeds | flip AUROC | audited vs true IoU (Spearman; object size "
+             "alone) | deleted found at 50% precision | source chosen | masks / classes / added "
+             "| mean IoU with the reference masks: noisy | refined |",
              "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
     def avg(values, digits: int = 2) -> str:
         values = [v for v in values if v is not None]
