@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "best loss by the grid)")
     refine.add_argument("--keep-missing", action="store_true",
                         help="do not add the confident predictions that no annotation covers")
+    refine.add_argument("--refine-max-iou", type=float, default=RefineArm.max_iou,
+                        help="the refine tool's --max-iou: new masks for the annotations the "
+                             f"audit matches below it (default {RefineArm.max_iou:g}; 1: every "
+                             "matched one, each source still judged on them)")
     refine.add_argument("--refine-fix-classes", action="store_true",
                         help="the refine tool's --fix-classes: take the model's confident "
                              "classes, where the reference shows they fix more than they break "
@@ -122,7 +126,9 @@ def refine_arm(parser: argparse.ArgumentParser, args, builtin: bool) -> Optional
     given = [flag for flag, value in (("--refine-reference", args.refine_reference),
                                       ("--refine-losses", args.refine_losses),
                                       ("--keep-missing", args.keep_missing),
-                                      ("--refine-fix-classes", args.refine_fix_classes))
+                                      ("--refine-fix-classes", args.refine_fix_classes),
+                                      ("--refine-max-iou",
+                                       args.refine_max_iou != RefineArm.max_iou))
              if value]
     if not args.refine:
         if given:
@@ -135,10 +141,16 @@ def refine_arm(parser: argparse.ArgumentParser, args, builtin: bool) -> Optional
                      "--refine-reference-images)")
     if args.refine_reference and not Path(args.refine_reference).is_file():
         parser.error(f"--refine-reference: file {args.refine_reference} not found")
-    return RefineArm(folds=args.refine_folds, source=args.refine_source,
-                     reference=args.refine_reference,
-                     reference_images=args.refine_reference_images if builtin else 0,
-                     add_missing=not args.keep_missing, fix_classes=args.refine_fix_classes)
+    arm = RefineArm(folds=args.refine_folds, source=args.refine_source,
+                    reference=args.refine_reference,
+                    reference_images=args.refine_reference_images if builtin else 0,
+                    add_missing=not args.keep_missing, fix_classes=args.refine_fix_classes,
+                    max_iou=args.refine_max_iou)
+    try:
+        arm.options()
+    except ValueError as e:  # the refine tool's own checks, e.g. max_iou above min_iou
+        parser.error(f"--refine-max-iou: {e}")
+    return arm
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

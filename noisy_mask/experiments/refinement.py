@@ -16,6 +16,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Dict, List, Optional, Sequence
 
+from ..refine import MAX_IOU
 from ..utils.atomic import write_json_atomic
 from .levels import Splits, level_data, refine_folder, refined_json
 from .runner import Schedule
@@ -25,6 +26,8 @@ REFERENCE_FILE = "reference.json"
 # On the built-in data: the clean masks of 5 training images stand for the few images a user
 # annotates with care (docs/refine.md: without a reference a weak model finds no source).
 BUILTIN_REFERENCE_IMAGES = 5
+# The refine options an arm sets, checked against a refined copy made earlier in the folder.
+ARM_OPTIONS = ("source", "max_iou", "add_missing", "fix_classes")
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,8 @@ class RefineArm:
     whose clean masks are known, the clean annotations of the first `reference_images` training
     images as that reference; `add_missing`: add the confident predictions no annotation covers
     (the noise deletes instances); `fix_classes`: correct the classes the model disputes, where
-    the reference shows that fixes more than it breaks, beyond chance."""
+    the reference shows that fixes more than it breaks, beyond chance; `max_iou`: the refine
+    tool's --max-iou (1: every matched annotation may get a new mask, not only the suspicious)."""
 
     folds: int = 2
     source: str = "auto"
@@ -42,6 +46,14 @@ class RefineArm:
     reference_images: int = 0
     add_missing: bool = True
     fix_classes: bool = False
+    max_iou: float = MAX_IOU
+
+    def options(self):
+        """The refine tool's options (`refine.apply.RefineOptions`) for this arm."""
+        from ..refine.apply import RefineOptions
+
+        return RefineOptions(source=self.source, add_missing=self.add_missing,
+                             fix_classes=self.fix_classes, max_iou=self.max_iou).check()
 
     def describe(self) -> str:
         if self.reference:
@@ -50,8 +62,12 @@ class RefineArm:
             how = f"the clean masks of {self.reference_images} training images as the reference"
         else:
             how = "no reference (label-free evidence)"
+        options = self.options()
+        scope = (f"the masks of audited mask IoU in [{options.min_iou:g}, {options.max_iou:g})"
+                 if options.max_iou < 1 else "every matched mask")
         return (f"audited with {self.folds} cross-fitted folds, refined with source "
-                f"{self.source} ({how}){', missing instances added' if self.add_missing else ''}"
+                f"{self.source} ({how}; {scope})"
+                f"{', missing instances added' if self.add_missing else ''}"
                 f"{', classes corrected where the reference agrees' if self.fix_classes else ''}")
 
 
@@ -74,10 +90,11 @@ def refine_level(
     `levels.refine_folder`); returns the refined file. `opts` (KEY VALUE, the starting weights
     included) go to every cross-fitted run, as to the grid's runs."""
     from ..audit.run import run_audit
-    from ..refine.apply import RefineOptions, report_path, refine_file
+    from ..refine.apply import report_path, refine_file
 
     refined = refined_json(output_dir, level, seed)
     if refined.exists() and report_path(refined).exists():
+        check_made_as_asked(report_path(refined), arm)
         return refined
     folder = refine_folder(output_dir, level, seed)
     data = level_data(output_dir, splits, level, seed)
@@ -91,12 +108,22 @@ def refine_level(
     if reference is None and arm.reference_images:
         reference = write_reference(splits.train_json, arm.reference_images,
                                     folder / REFERENCE_FILE)
-    options = RefineOptions(source=arm.source, add_missing=arm.add_missing,
-                            fix_classes=arm.fix_classes).check()
     result = refine_file(data["train_json"], data["train_images"], folder / AUDIT_DIR, refined,
-                         reference=reference, clean=splits.train_json, options=options)
+                         reference=reference, clean=splits.train_json, options=arm.options())
     print(f"  {level} seed {seed}: {result['line']}", flush=True)
     return refined
+
+
+def check_made_as_asked(report: Path, arm: RefineArm) -> None:
+    """A refined copy made earlier in this folder is used again only if the refine options it was
+    made with (its report's) are the arm's: else ValueError naming the report and the options."""
+    made = json.loads(report.read_text())["options"]
+    asked = arm.options()
+    differ = [f"{key} {made.get(key)!r} (asked {getattr(asked, key)!r})"
+              for key in ARM_OPTIONS if made.get(key) != getattr(asked, key)]
+    if differ:
+        raise ValueError(f"{report}: this refined copy was made with {', '.join(differ)}: give "
+                         f"another --output, or delete {report.parent} to refine again")
 
 
 def refinement_records(output_dir: Path, levels: Sequence[str], seeds: Sequence[int]) -> List[Dict]:

@@ -36,6 +36,7 @@ from ..coco.rle import Rle, decode, mask_iou, to_rle, uncompressed_counts
 from ..noise.models import mask_to_polygons
 from ..utils.atomic import write_json_atomic
 from ..utils.text import plural
+from . import MAX_IOU, MIN_IOU
 from .audited import AuditedFile, read_audited
 from .candidates import candidate_masks, suspicious
 from .choose import AGREEMENT, GRABCUT, NONE, PREDICTION, SOURCES, Choice, ChoiceOptions
@@ -61,8 +62,8 @@ class RefineOptions:
     possibly missing predictions of at least that score; band_ratio: GrabCut's band."""
 
     source: str = AUTO
-    max_iou: float = 0.8
-    min_iou: float = 0.5
+    max_iou: float = MAX_IOU
+    min_iou: float = MIN_IOU
     fix_classes: bool = False
     class_score: float = 0.7
     add_missing: bool = False

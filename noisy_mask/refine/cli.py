@@ -28,6 +28,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from . import MAX_IOU, MIN_IOU
+
 EXIT_BAD_INPUT = 2
 SOURCE_CHOICES = ("auto", "none", "prediction", "grabcut", "agreement")
 
@@ -71,18 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the predictions the audit scored against, when they are no longer "
         "where it left them",
     )
-    parser.add_argument(
-        "--max-iou",
-        type=float,
-        default=0.8,
-        help="suspicious: audited mask IoU below this (default 0.8)",
-    )
-    parser.add_argument(
-        "--min-iou",
-        type=float,
-        default=0.5,
-        help="... and at least this: below it the model sees another object " "(default 0.5)",
-    )
+    parser.add_argument("--max-iou", type=float, default=MAX_IOU,
+                        help=f"suspicious: audited mask IoU below this (default {MAX_IOU:g}; 1: "
+                             "every matched annotation, when the noise touches every outline)")
+    parser.add_argument("--min-iou", type=float, default=MIN_IOU,
+                        help="... and at least this: below it the model sees another object "
+                             f"(default {MIN_IOU:g})")
     parser.add_argument(
         "--class-score",
         type=float,

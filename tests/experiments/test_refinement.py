@@ -1,6 +1,7 @@
 """The refinement arm's pieces that need no training: the built-in reference, the flags of
 `python -m noisy_mask.robustness --refine`, and the refined level's data."""
 import json
+from dataclasses import asdict
 
 import pytest
 
@@ -26,6 +27,8 @@ def test_reference_is_the_clean_annotations_of_the_first_images(tmp_path):
     (["--refine-fix-classes"], "--refine-fix-classes goes with --refine"),
     (["--refine", "--refine-folds", "1"], "--refine-folds must be at least 2"),
     (["--refine", "--refine-reference", "ref.json"], "--refine-reference goes with --train"),
+    (["--refine-max-iou", "1"], "--refine-max-iou goes with --refine"),
+    (["--refine", "--refine-max-iou", "0.4"], "min_iou 0.5 must be below max_iou 0.4"),
 ])
 def test_refine_flags_are_checked(argv, error, capsys):
     parser = build_parser()
@@ -50,6 +53,22 @@ def test_refine_arm_from_the_flags(tmp_path):
         folds=3, source="grabcut", reference=str(reference), reference_images=0,
         add_missing=False, fix_classes=True)
     assert "reference " + str(reference) in refine_arm(parser, args, builtin=False).describe()
+    assert "audited mask IoU in [0.5, 0.8)" in refine_arm(parser, args, builtin=False).describe()
+    wide = refine_arm(parser, parser.parse_args(["--output", "o", "--refine", "--refine-max-iou",
+                                                 "1"]), builtin=True)  # fmt: skip
+    assert wide.max_iou == 1.0 and wide.options().max_iou == 1.0
+    assert "every matched mask" in wide.describe()
+
+
+def test_a_refined_copy_is_used_again_only_if_made_as_asked(tmp_path):
+    # the report a refine with the arm's options writes, and one with another --max-iou
+    report = tmp_path / "refined.refine_report.json"
+    made = refinement.RefineArm(reference_images=5)
+    report.write_text(json.dumps({"options": asdict(made.options())}))
+    refinement.check_made_as_asked(report, made)
+    with pytest.raises(ValueError, match=r"refined.refine_report.json: this refined copy was "
+                                         r"made with max_iou 0.8 \(asked 1.0\)"):
+        refinement.check_made_as_asked(report, refinement.RefineArm(max_iou=1.0))
 
 
 def test_refined_level_trains_on_the_refined_copy(tmp_path):

@@ -51,6 +51,22 @@ def test_with_a_reference_grabcut_wins_where_the_image_shows_the_outline(tmp_pat
     }  # fmt: skip
 
 
+def test_max_iou_1_puts_the_well_matched_annotations_in_reach(tmp_path):
+    # annotations 1 px too large, predictions exact: audited and true IoU 400 / 484 = 0.826, above
+    # the default 0.8, so nothing is suspicious; with max_iou 1 all six are, and each source is
+    # judged on them: the prediction gains 1 - 400 / 484 on every one
+    kept = refine(tmp_path / "default", by=1, shift=0, source="prediction")
+    assert kept["counts"]["suspicious"] == 0 and kept["counts"]["masks"] == 0
+    report = refine(tmp_path / "wide", by=1, shift=0, source="prediction", max_iou=1.0)
+    assert report["counts"]["suspicious"] == 6 and report["counts"]["masks"] == 6
+    assert evidence(report, "prediction")["mean_gain"] == pytest.approx(1 - 400 / 484, abs=1e-4)
+    assert report["truth"]["none"]["mean_iou"] == pytest.approx(400 / 484, abs=1e-4)
+    assert report["truth"]["prediction"]["mean_iou"] == pytest.approx(1.0)
+    boxes = {c["id"]: c["bbox"]["new"] for c in report["changes"]}
+    assert boxes == {2 * i + k: [x, x, 20.0, 20.0]
+                     for i in (1, 2, 3) for k, x in enumerate((8.0, 36.0))}  # fmt: skip
+
+
 def test_with_a_reference_the_prediction_wins_where_the_image_is_off(tmp_path):
     # the image shows each square 3 px right of the truth; the predictions are exact
     report = refine(tmp_path, by=2, shift=0, image_shift=3)
