@@ -19,10 +19,11 @@ Candidates = Dict[int, Dict[str, Optional[Rle]]]  # annotation id -> source name
 
 def suspicious(audited: AuditedFile, min_iou: float, max_iou: float) -> List[int]:
     """Ids of the annotations whose mask may be replaced: matched, with a mask, audited mask IoU
-    in [min_iou, max_iou)."""
+    in [min_iou, max_iou), or in [min_iou, 1] when max_iou is 1 (every matched annotation)."""
     return sorted(
         s.id for s in audited.scores.values()
-        if s.matched and s.ann_rle is not None and min_iou <= s.mask_iou < max_iou
+        if s.matched and s.ann_rle is not None and min_iou <= s.mask_iou
+        and (s.mask_iou < max_iou or max_iou >= 1.0)
     )  # fmt: skip
 
 

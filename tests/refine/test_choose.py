@@ -65,6 +65,10 @@ def test_max_iou_1_puts_the_well_matched_annotations_in_reach(tmp_path):
     boxes = {c["id"]: c["bbox"]["new"] for c in report["changes"]}
     assert boxes == {2 * i + k: [x, x, 20.0, 20.0]
                      for i in (1, 2, 3) for k, x in enumerate((8.0, 36.0))}  # fmt: skip
+    # max_iou 1 includes IoU 1 itself: exact annotations are in reach, and kept as they are
+    exact = refine(tmp_path / "exact", by=0, shift=0, source="prediction", max_iou=1.0)
+    assert exact["counts"]["suspicious"] == 6 and exact["counts"]["masks"] == 0
+    assert {k["reason"] for k in exact["kept"]} == {"prediction gives the same mask"}
 
 
 def test_with_a_reference_the_prediction_wins_where_the_image_is_off(tmp_path):
