@@ -63,7 +63,7 @@ class RefineArm:
         else:
             how = "no reference (label-free evidence)"
         options = self.options()
-        scope = (f"the masks of audited mask IoU in [{options.min_iou:g}, {options.max_iou:g})"
+        scope = (f"the masks of audited mask IoU in {options.iou_range()}"
                  if options.max_iou < 1 else "every matched mask")
         return (f"audited with {self.folds} cross-fitted folds, refined with source "
                 f"{self.source} ({how}; {scope})"

@@ -71,6 +71,12 @@ class RefineOptions:
     band_ratio: float = BAND_RATIO
     choice: ChoiceOptions = field(default_factory=ChoiceOptions)
 
+    def iou_range(self) -> str:
+        """The audited mask IoU of the annotations in reach: '[0.5, 0.8)', or '[0.5, 1]' with
+        max_iou 1 (`candidates.suspicious`)."""
+        end = "1]" if self.max_iou >= 1.0 else f"{self.max_iou:g})"
+        return f"[{self.min_iou:g}, {end}"
+
     def check(self) -> "RefineOptions":
         if self.source not in CHOICES:
             raise ValueError(f"source must be one of {', '.join(CHOICES)}, got {self.source!r}")
@@ -384,7 +390,7 @@ def summary_line(counts: Mapping[str, Any], choice: Choice, options: RefineOptio
     judged = f" ({classes['reason']})" if classes and "disputed" in classes else ""
     return (
         f"{counts['annotations']:,} annotations, {counts['suspicious']:,} suspicious (audited "
-        f"mask IoU in [{options.min_iou:g}, {options.max_iou:g})): {masks} ({choice.how}: "
+        f"mask IoU in {options.iou_range()}): {masks} ({choice.how}: "
         f"{choice.reason}); {counts['classes']} class{'' if counts['classes'] == 1 else 'es'} "
         f"corrected{judged}{added}"
     )

@@ -16,7 +16,8 @@ def test_reference_is_the_clean_annotations_of_the_first_images(tmp_path):
             "annotations": [{"id": 10 + i, "image_id": i} for i in (1, 2, 3, 3)]}
     clean = tmp_path / "clean.json"
     clean.write_text(json.dumps(coco))
-    written = json.loads(refinement.write_reference(str(clean), 2, tmp_path / "ref.json").read_text())
+    reference = refinement.write_reference(str(clean), 2, tmp_path / "ref.json")
+    written = json.loads(reference.read_text())
     assert [i["id"] for i in written["images"]] == [1, 2]
     assert [a["image_id"] for a in written["annotations"]] == [1, 2]
 

@@ -65,6 +65,8 @@ def test_max_iou_1_puts_the_well_matched_annotations_in_reach(tmp_path):
     boxes = {c["id"]: c["bbox"]["new"] for c in report["changes"]}
     assert boxes == {2 * i + k: [x, x, 20.0, 20.0]
                      for i in (1, 2, 3) for k, x in enumerate((8.0, 36.0))}  # fmt: skip
+    assert RefineOptions().iou_range() == "[0.5, 0.8)"
+    assert RefineOptions(max_iou=1.0).iou_range() == "[0.5, 1]"
     # max_iou 1 includes IoU 1 itself: exact annotations are in reach, and kept as they are
     exact = refine(tmp_path / "exact", by=0, shift=0, source="prediction", max_iou=1.0)
     assert exact["counts"]["suspicious"] == 6 and exact["counts"]["masks"] == 0
