@@ -93,8 +93,7 @@ def refine_level(
     from ..refine.apply import report_path, refine_file
 
     refined = refined_json(output_dir, level, seed)
-    if refined.exists() and report_path(refined).exists():
-        check_made_as_asked(report_path(refined), arm)
+    if refined.exists() and report_path(refined).exists():  # made as asked: check_refined_copies
         return refined
     folder = refine_folder(output_dir, level, seed)
     data = level_data(output_dir, splits, level, seed)
@@ -112,6 +111,19 @@ def refine_level(
                          reference=reference, clean=splits.train_json, options=arm.options())
     print(f"  {level} seed {seed}: {result['line']}", flush=True)
     return refined
+
+
+def check_refined_copies(output_dir: Path, levels: Sequence[str], seeds: Sequence[int],
+                         arm: RefineArm) -> None:
+    """`check_made_as_asked` for every refined copy of `levels` and `seeds` already in
+    `output_dir`: before a grid trains anything, not after its runs."""
+    from ..refine.apply import report_path
+
+    for level in levels:
+        for seed in seeds:
+            report = report_path(refined_json(output_dir, level, seed))
+            if report.exists():
+                check_made_as_asked(report, arm)
 
 
 def check_made_as_asked(report: Path, arm: RefineArm) -> None:

@@ -28,7 +28,8 @@ from ..utils.atomic import write_json_atomic, write_text_atomic
 from ..utils.run_folders import EVAL_RESULTS_FILE, METRICS_FILE
 from .levels import AS_IS, NOISE_LEVELS, REFERENCE_LEVELS, REFINED, Splits, builtin_splits
 from .levels import level_data, refined_json
-from .refinement import RefineArm, refine_level, refinement_records, refinement_table
+from .refinement import RefineArm, check_refined_copies, refine_level, refinement_records
+from .refinement import refinement_table
 from .runner import Schedule, pretrain_detector, run_in_parallel, train_and_evaluate
 from .stats import best_loss, markdown, refinement_goals, summarize, verdict
 
@@ -224,6 +225,7 @@ def run_robustness(
     runs = plan_runs(output_dir, splits, losses, levels, seeds, clean_losses)
     todo = sum(not (Path(r["run_dir"]) / EVAL_RESULTS_FILE).exists() for r in runs)
     if refine is not None:  # per level and seed not refined yet: its folds, then two losses
+        check_refined_copies(output_dir, refinable(levels), seeds, refine)
         todo += sum(refine.folds + (len(refine_losses) if refine_losses else 2)
                     for level in refinable(levels) for seed in seeds
                     if not refined_json(output_dir, level, seed).exists())

@@ -70,6 +70,15 @@ def test_a_refined_copy_is_used_again_only_if_made_as_asked(tmp_path):
     with pytest.raises(ValueError, match=r"refined.refine_report.json: this refined copy was "
                                          r"made with max_iou 0.8 \(asked 1.0\)"):
         refinement.check_made_as_asked(report, refinement.RefineArm(max_iou=1.0))
+    # a grid checks every copy already in its folder before it trains anything
+    copy = refined_json(tmp_path, "mid", 1)
+    copy.parent.mkdir(parents=True)
+    copy.with_suffix(".refine_report.json").write_text(report.read_text())
+    refinement.check_refined_copies(tmp_path, ["mid", "hard"], [0, 1], made)
+    with pytest.raises(ValueError, match=r"seed1/instances_train_refined.refine_report.json: .*"
+                                         r"max_iou 0.8 \(asked 1.0\)"):
+        refinement.check_refined_copies(tmp_path, ["mid"], [0, 1],
+                                        refinement.RefineArm(max_iou=1.0))
 
 
 def test_refined_level_trains_on_the_refined_copy(tmp_path):
