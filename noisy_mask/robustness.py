@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .experiments.levels import AS_IS, LEVELS, REFERENCE_LEVELS, Splits, builtin_splits
-from .experiments.refinement import BUILTIN_REFERENCE_IMAGES, RefineArm
+from .experiments.refinement import BUILTIN_REFERENCE_IMAGES, RefineArm, RefinedCopyMismatchError
 from .experiments.robustness import (
     BCE_ONLY_LEVELS,
     DEFAULT_LEVELS,
@@ -177,13 +177,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         pretrain = Schedule(pretrain.num_train, 0, args.pretrain_iters)
     start = StartingPoint(weights=args.weights, pretrain=None if args.weights else pretrain,
                           variant=args.shapes_variant)
-    table = run_robustness(
+    return _print_grid(
         args.output, args.losses or list(DEFAULT_LOSSES), levels, args.seeds, schedule,
         args.jobs, args.clean_losses, pretrain, command,
         splits=builtin_splits(args.output, schedule, args.shapes_variant), start=start,
         config=FINETUNE_CONFIG, overrides=args.opts, refine=arm,
         refine_losses=args.refine_losses,
     )
+
+
+def _print_grid(*args, **kwargs) -> int:
+    """run_robustness with its table printed; exit status 2 with an error line when the folder
+    holds a refined copy made with other options."""
+    try:
+        table = run_robustness(*args, **kwargs)
+    except RefinedCopyMismatchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(table)
     return 0
 
@@ -220,13 +230,11 @@ def _user_grid(parser: argparse.ArgumentParser, args, command: str) -> int:
     max_iter = args.max_iter or USER_MAX_ITER["weights" if args.weights else "scratch"]
     # num_train and num_val are the built-in dataset's sizes; the user's files decide here.
     schedule = Schedule(0, 0, max_iter)
-    table = run_robustness(
+    return _print_grid(
         args.output, args.losses or list(USER_LOSSES), levels, args.seeds, schedule, args.jobs,
         args.clean_losses, command=command, splits=splits, start=start, config=config,
         overrides=args.opts, refine=arm, refine_losses=args.refine_losses,
     )
-    print(table)
-    return 0
 
 
 if __name__ == "__main__":

@@ -30,6 +30,10 @@ BUILTIN_REFERENCE_IMAGES = 5
 ARM_OPTIONS = ("source", "max_iou", "add_missing", "fix_classes")
 
 
+class RefinedCopyMismatchError(ValueError):
+    """A refined copy already in a grid's folder was made with other refine options."""
+
+
 @dataclass(frozen=True)
 class RefineArm:
     """How the arm refines: `folds` cross-fitted models; the refine tool's `source`; a reference
@@ -128,14 +132,16 @@ def check_refined_copies(output_dir: Path, levels: Sequence[str], seeds: Sequenc
 
 def check_made_as_asked(report: Path, arm: RefineArm) -> None:
     """A refined copy made earlier in this folder is used again only if the refine options it was
-    made with (its report's) are the arm's: else ValueError naming the report and the options."""
+    made with (its report's) are the arm's: else RefinedCopyMismatchError naming the report and
+    the options."""
     made = json.loads(report.read_text())["options"]
     asked = arm.options()
     differ = [f"{key} {made.get(key)!r} (asked {getattr(asked, key)!r})"
               for key in ARM_OPTIONS if made.get(key) != getattr(asked, key)]
     if differ:
-        raise ValueError(f"{report}: this refined copy was made with {', '.join(differ)}: give "
-                         f"another --output, or delete {report.parent} to refine again")
+        raise RefinedCopyMismatchError(
+            f"{report}: this refined copy was made with {', '.join(differ)}: give another "
+            f"--output, or delete {report.parent} to refine again")
 
 
 def refinement_records(output_dir: Path, levels: Sequence[str], seeds: Sequence[int]) -> List[Dict]:

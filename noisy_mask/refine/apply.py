@@ -36,7 +36,7 @@ from ..coco.rle import Rle, decode, mask_iou, to_rle, uncompressed_counts
 from ..noise.models import mask_to_polygons
 from ..utils.atomic import write_json_atomic
 from ..utils.text import plural
-from . import MAX_IOU, MIN_IOU
+from . import MAX_IOU, MIN_IOU, iou_range
 from .audited import AuditedFile, read_audited
 from .candidates import candidate_masks, suspicious
 from .choose import AGREEMENT, GRABCUT, NONE, PREDICTION, SOURCES, Choice, ChoiceOptions
@@ -72,10 +72,8 @@ class RefineOptions:
     choice: ChoiceOptions = field(default_factory=ChoiceOptions)
 
     def iou_range(self) -> str:
-        """The audited mask IoU of the annotations in reach: '[0.5, 0.8)', or '[0.5, 1]' with
-        max_iou 1 (`candidates.suspicious`)."""
-        end = "1]" if self.max_iou >= 1.0 else f"{self.max_iou:g})"
-        return f"[{self.min_iou:g}, {end}"
+        """The audited mask IoU of the annotations in reach: '[0.5, 0.8)' (`refine.iou_range`)."""
+        return iou_range(self.min_iou, self.max_iou)
 
     def check(self) -> "RefineOptions":
         if self.source not in CHOICES:

@@ -10,6 +10,7 @@ from pycocotools import mask as mask_utils
 
 from ..coco.io import AnnotationError, read_image
 from ..coco.rle import Rle, decode
+from . import in_reach
 from .audited import AuditedFile
 from .choose import AGREEMENT, GRABCUT, PREDICTION
 from .sources import BAND_RATIO, grabcut_mask, vote_mask
@@ -19,11 +20,10 @@ Candidates = Dict[int, Dict[str, Optional[Rle]]]  # annotation id -> source name
 
 def suspicious(audited: AuditedFile, min_iou: float, max_iou: float) -> List[int]:
     """Ids of the annotations whose mask may be replaced: matched, with a mask, audited mask IoU
-    in [min_iou, max_iou), or in [min_iou, 1] when max_iou is 1 (every matched annotation)."""
+    in reach (`refine.in_reach`)."""
     return sorted(
         s.id for s in audited.scores.values()
-        if s.matched and s.ann_rle is not None and min_iou <= s.mask_iou
-        and (s.mask_iou < max_iou or max_iou >= 1.0)
+        if s.matched and s.ann_rle is not None and in_reach(s.mask_iou, min_iou, max_iou)
     )  # fmt: skip
 
 
