@@ -32,6 +32,7 @@ from .refinement import RefineArm, check_refined_copies, refine_level, refinemen
 from .refinement import refinement_table
 from .runner import Schedule, pretrain_detector, run_in_parallel, train_and_evaluate
 from .stats import best_loss, markdown, refinement_goals, summarize, verdict
+from .split_half import run_half_aps, spread_lines, spread_sources
 
 DEFAULT_LOSSES = ("bce", "dice", "label_smoothing", "svls", "bootstrap_soft", "bce+pairwise_color")
 # clean, easy, mid, hard, and mid with clean masks: what a mask loss could win back at mid at most
@@ -242,6 +243,10 @@ def run_robustness(
         refined_levels = list(dict.fromkeys(r["level"] for r in records
                                             if r["level"].endswith(REFINED)))
     summary = summarize(records)
+    for record in records:
+        record["halves"] = run_half_aps(Path(record["run_dir"]), Path(splits.val_json))
+    val_images = len(json.loads(Path(splits.val_json).read_text())["images"])
+    spread = spread_lines(spread_sources(records), val_images)
     elapsed = time.time() - started
     header = (f"Command: `{command}`  \n"
               f"Commit: {version}; machine: {platform.machine()}, "
@@ -254,7 +259,8 @@ def run_robustness(
     all_losses = list(dict.fromkeys([*losses, *(r["loss"] for r in records)]))
     table = (header + "\nVerdict (boundary AP):\n\n" + "\n".join(advice) + "\n\n"
              + markdown(summary, all_losses, [*levels, *refined_levels], records,
-                        splits.reference))
+                        splits.reference)
+             + "\n\n" + "\n".join(spread))
     results = {"records": records, "summary": summary, "verdict": advice,
                "schedule": asdict(schedule), "start": asdict(start) | {"describe": start.describe()},
                "reference": splits.reference}

@@ -57,6 +57,9 @@ def test_grid_on_a_one_category_rle_dataset_writes_a_verdict_and_resumes(tmp_pat
     report = json.loads((out / "dataset" / "instances_train_mid_seed0.noise_report.json").read_text())
     assert report["flipped"] == 0
     assert (out / "pr_curves_mid.png").stat().st_size > 0
+    # every run evaluated on both halves of the 3 validation images; one seed shows no spread
+    assert len(list(out.glob("runs/*/*/*/eval_halves.json"))) == 4
+    assert "Where the seed spread comes from: needs 2 or more seeds." in table
 
     # A second call trains nothing: every run is finished, and the cost is not measured again.
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/*/eval_results.json")}
@@ -113,6 +116,12 @@ def test_refinement_arm_audits_refines_and_trains_on_the_copy(tmp_path, capsys):
     assert len(stamps) == 3
     assert main(argv) == 0
     assert "to train" not in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    # the copy was made with the default range: asking for another is an error line, exit 2
+    assert main([*argv[:-2], "--refine-max-iou", "1", *argv[-2:]]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {folder / 'instances_train_refined.refine_report.json'}: "
+                            "this refined copy was made with max_iou 0.8 (asked 1.0)")
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
 
