@@ -10,10 +10,12 @@ dataset or on yours.
 On your data the reference level is your training annotations as they are (`as_is`) and the noise
 levels are the presets applied on top; every run is evaluated on your validation split. Without
 --config a CPU config is sized from your data; trailing KEY VALUE overrides go to every run. An
-interrupted grid resumes. Writes results.md (with a verdict per level), results.json and
-pr_curves_<level>.png into --output (`noisy_mask.experiments.robustness`). With --refine, each
-noise level's training annotations are also audited by cross-fitted models, refined, and trained
-on again (`noisy_mask.experiments.refinement`; docs/refine.md).
+interrupted grid resumes; its finished runs are evaluated again, not trained, when the validation
+file has changed (your --val, or the built-in --val-images). Writes results.md (with a verdict
+per level), results.json and pr_curves_<level>.png into --output
+(`noisy_mask.experiments.robustness`). With --refine, each noise level's training annotations are
+also audited by cross-fitted models, refined, and trained on again
+(`noisy_mask.experiments.refinement`; docs/refine.md).
 """
 import argparse
 import sys
@@ -83,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"built-in data: iterations of the detector pretrained without "
                              f"masks (default {PRETRAIN.max_iter}; "
                              f"{SMOKE['pretrain'].max_iter} with --smoke)")
+    parser.add_argument("--val-images", type=int, default=None,
+                        help=f"built-in data: validation images (default {GRID.num_val}; "
+                             f"{SMOKE['schedule'].num_val} with --smoke); finished runs are "
+                             "evaluated again on a new number, not trained again")
     parser.add_argument("--shapes-variant", choices=("plain", "hard"), default="plain",
                         help="built-in data: plain shapes, or hard ones (textured, low contrast, "
                              "cluttered background, touching); the detector is pretrained on "
@@ -171,7 +177,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if AS_IS in levels:
         parser.error(f"level {AS_IS} is your data's reference: give --train and --val")
     base = SMOKE["schedule"] if args.smoke else GRID
-    schedule = Schedule(base.num_train, base.num_val, args.max_iter or base.max_iter)
+    if args.val_images is not None and args.val_images < 1:
+        parser.error("--val-images must be at least 1")
+    schedule = Schedule(base.num_train, args.val_images or base.num_val,
+                        args.max_iter or base.max_iter)
     pretrain = SMOKE["pretrain"] if args.smoke else PRETRAIN
     if args.pretrain_iters:
         pretrain = Schedule(pretrain.num_train, 0, args.pretrain_iters)
@@ -204,7 +213,8 @@ def _user_grid(parser: argparse.ArgumentParser, args, command: str) -> int:
     if not (args.train and args.val):
         parser.error("--train and --val go together")
     for flag, value in (("--shapes-variant", args.shapes_variant != "plain"),
-                        ("--pretrain-iters", args.pretrain_iters)):
+                        ("--pretrain-iters", args.pretrain_iters),
+                        ("--val-images", args.val_images)):
         if value:
             parser.error(f"{flag} is for the built-in data; not with --train")
     arm = refine_arm(parser, args, builtin=False)

@@ -30,7 +30,8 @@ from .levels import AS_IS, NOISE_LEVELS, REFERENCE_LEVELS, REFINED, Splits, buil
 from .levels import level_data, refined_json
 from .refinement import RefineArm, check_refined_copies, refine_level, refinement_records
 from .refinement import refinement_table
-from .runner import Schedule, pretrain_detector, run_in_parallel, train_and_evaluate
+from .runner import Schedule, evaluated_elsewhere, pretrain_detector, run_in_parallel
+from .runner import train_and_evaluate
 from .stats import best_loss, markdown, refinement_goals, summarize, verdict
 from .split_half import run_half_aps, spread_lines, spread_sources
 
@@ -133,16 +134,17 @@ def train_runs(output_dir: Path, runs: List[Dict], schedule: Schedule, jobs: int
     """Train and evaluate the planned `runs` not finished yet, `jobs` at a time, each from
     `start` with `overrides`; a run's own "options" (KEY VALUE ...) come after them and its own
     "schedule" replaces `schedule`. Adds each run's "results"; returns `runs`."""
-    opts: List[str] = []
-    if any(not (Path(run["run_dir"]) / EVAL_RESULTS_FILE).exists() for run in runs):
-        opts = start.weights_opts(output_dir, config)
+    trained_yet = [(Path(run["run_dir"]) / EVAL_RESULTS_FILE).exists() for run in runs]
+    opts: List[str] = [] if all(trained_yet) else start.weights_opts(output_dir, config)
     opts += list(overrides)
+    # Finished runs only read their results; the others (and the finished ones to evaluate on
+    # a changed validation file) share the cores.
+    finished = [done and not evaluated_elsewhere(Path(run["run_dir"]), run["data"]["val_json"])
+                for run, done in zip(runs, trained_yet)]
     tasks = [functools.partial(train_and_evaluate, Path(run["run_dir"]), run["loss"],
                                run.pop("data"), run.pop("schedule", schedule), run["seed"],
                                [*opts, *run.get("options", ())], config=config)
              for run in runs]
-    # Finished runs only read their results; the others share the cores.
-    finished = [(Path(run["run_dir"]) / EVAL_RESULTS_FILE).exists() for run in runs]
     trained = iter(run_in_parallel([t for t, done in zip(tasks, finished) if not done], jobs))
     for run, task, done in zip(runs, tasks, finished):
         run["results"] = task() if done else next(trained)
@@ -225,6 +227,11 @@ def run_robustness(
     started, version = time.time(), code_version()
     runs = plan_runs(output_dir, splits, losses, levels, seeds, clean_losses)
     todo = sum(not (Path(r["run_dir"]) / EVAL_RESULTS_FILE).exists() for r in runs)
+    again = sum((Path(r["run_dir"]) / EVAL_RESULTS_FILE).exists()
+                and evaluated_elsewhere(Path(r["run_dir"]), splits.val_json) for r in runs)
+    if again:
+        print(f"{again} finished runs to evaluate again: {splits.val_json} has changed since "
+              "they were evaluated", flush=True)
     if refine is not None:  # per level and seed not refined yet: its folds, then two losses
         check_refined_copies(output_dir, refinable(levels), seeds, refine)
         todo += sum(refine.folds + (len(refine_losses) if refine_losses else 2)

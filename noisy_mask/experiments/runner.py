@@ -2,11 +2,15 @@
 several side by side with the cores shared between them.
 
 A finished run (with `eval_results.json`) is not trained again and an unfinished one resumes from
-its last checkpoint, so an interrupted experiment picks up where it stopped.
+its last checkpoint, so an interrupted experiment picks up where it stopped. A finished run whose
+validation file has changed since (by content) is evaluated again on the new one, not trained.
 """
 
+import functools
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -16,9 +20,14 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from ..model_zoo import get_config_file
+from ..utils.atomic import write_json_atomic
 from ..utils.run_folders import EVAL_RESULTS_FILE
 
 SHAPES_CONFIG = Path(get_config_file("shapes/Base-Shapes-R18-FPN.yaml"))
+# A run's record of the validation file it was evaluated on, and the folder of an evaluation again.
+EVALUATED_ON_FILE = "evaluated_on.json"
+EVALUATION_DIR = "evaluation"
+VAL_DATASET = "val_clean"
 # Runs side by side, the cores split between them: more throughput than one multi-threaded run,
 # whose threads wait on each other whenever anything else uses a core.
 DEFAULT_JOBS = 2 if (os.cpu_count() or 1) >= 2 else 1
@@ -93,23 +102,18 @@ def train_and_evaluate(
     threads: Optional[int] = None,
     config: Path = SHAPES_CONFIG,
 ) -> Dict:
-    """Train `loss` with train_net.py on data["train_json"], evaluate on the clean validation set."""
+    """Train `loss` with train_net.py on data["train_json"], evaluate on the clean validation set
+    data["val_json"]. A finished run is only read, or evaluated again when its validation file
+    has changed since (`evaluated_elsewhere`, `evaluate_again`)."""
     results_path = run_dir / EVAL_RESULTS_FILE
     if results_path.exists():
+        if evaluated_elsewhere(run_dir, data["val_json"]):
+            evaluate_again(run_dir, loss, data, threads)
         return json.loads(results_path.read_text())
-    datasets = [
-        ["train", data["train_json"], data["train_images"]],
-        ["val_clean", data["val_json"], data["val_images"]],
-    ]
     opts = [
         "MODEL.ROI_MASK_HEAD.LOSS",
         loss,
-        "DATASETS.REGISTER_COCO",
-        repr(datasets),
-        "DATASETS.TRAIN",
-        "('train',)",
-        "DATASETS.TEST",
-        "('val_clean',)",
+        *dataset_opts(data),
         "SEED",
         str(seed),
         *schedule.solver_opts(),
@@ -120,8 +124,77 @@ def train_and_evaluate(
     # Finished runs are never resumed: only model_final.pth is worth its disk (100 MB a run).
     for checkpoint in run_dir.glob("model_[0-9]*.pth"):
         checkpoint.unlink()
+    write_json_atomic(run_dir / EVALUATED_ON_FILE, evaluated_on(data["val_json"]))
     print(f"  {loss}: trained and evaluated in {time.time() - started:.0f} s", flush=True)
     return json.loads(results_path.read_text())
+
+
+def dataset_opts(data: Dict[str, str]) -> List[str]:
+    """The overrides that register a run's training and validation files and use them."""
+    datasets = [
+        ["train", data["train_json"], data["train_images"]],
+        [VAL_DATASET, data["val_json"], data["val_images"]],
+    ]
+    return ["DATASETS.REGISTER_COCO", repr(datasets), "DATASETS.TRAIN", "('train',)",
+            "DATASETS.TEST", f"('{VAL_DATASET}',)"]
+
+
+@functools.lru_cache(maxsize=None)
+def _digest(path: str, mtime_ns: int, size: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def file_digest(path: os.PathLike) -> str:
+    """The sha256 of a file's bytes (read once per path, modification time and size)."""
+    stat = Path(path).stat()
+    return _digest(os.fspath(path), stat.st_mtime_ns, stat.st_size)
+
+
+def evaluated_on(val_json: os.PathLike) -> Dict[str, str]:
+    return {"val_json": os.fspath(val_json), "sha256": file_digest(val_json)}
+
+
+def evaluated_elsewhere(run_dir: Path, val_json: os.PathLike) -> bool:
+    """Whether a finished run was evaluated on a validation file other than `val_json`, by
+    content: the one its evaluated_on.json records or, for a run without one, the file its
+    config.yaml registers as val_clean (False when that file is gone: nothing to tell by)."""
+    import yaml
+
+    stamp = run_dir / EVALUATED_ON_FILE
+    if stamp.exists():
+        return json.loads(stamp.read_text())["sha256"] != file_digest(val_json)
+    config_file = run_dir / "config.yaml"
+    config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else None
+    entries = ((config or {}).get("DATASETS") or {}).get("REGISTER_COCO") or []
+    earlier = next((entry[1] for entry in entries if entry[0] == VAL_DATASET), None)
+    if earlier is None or not Path(earlier).is_file():
+        return False
+    return file_digest(earlier) != file_digest(val_json)
+
+
+def evaluate_again(run_dir: Path, loss: str, data: Dict[str, str],
+                   threads: Optional[int] = None) -> None:
+    """Evaluate a finished run's model_final.pth with its config.yaml on data["val_json"], in
+    RUN_DIR/evaluation (its config and log stay there), then put the new eval_results.json and
+    inference/ in the run's own and record the file in evaluated_on.json. Interrupted, the run
+    still differs from the file and is evaluated again the next time."""
+    weights = run_dir / "model_final.pth"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{run_dir}: no model_final.pth to evaluate on {data['val_json']}"
+                                " again: delete the run folder to train it again")
+    folder = run_dir / EVALUATION_DIR
+    if folder.exists():
+        shutil.rmtree(folder)  # an evaluation interrupted earlier
+    started = time.time()
+    run_train_net(folder, [*dataset_opts(data), "MODEL.WEIGHTS", str(weights)],
+                  f"{run_dir} again", run_dir / "config.yaml", threads, eval_only=True)
+    if (run_dir / "inference").exists():
+        shutil.rmtree(run_dir / "inference")
+    (folder / "inference").rename(run_dir / "inference")
+    os.replace(folder / EVAL_RESULTS_FILE, run_dir / EVAL_RESULTS_FILE)
+    write_json_atomic(run_dir / EVALUATED_ON_FILE, evaluated_on(data["val_json"]))
+    print(f"  {loss}: evaluated again on {data['val_json']} in {time.time() - started:.0f} s",
+          flush=True)
 
 
 def pretrain_detector(

@@ -97,3 +97,17 @@ def test_learning_rate_drops_stay_before_the_last_iteration(max_iter, steps):
     # which detectron2 rejects (a drop must come before the last iteration): one drop at 3.
     opts = Schedule(num_train=1, num_val=1, max_iter=max_iter).solver_opts()
     assert opts[opts.index("SOLVER.STEPS") + 1] == steps
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["--val-images", "0"], "--val-images must be at least 1"),
+    (["--train", "t.json", "t", "--val", "v.json", "v", "--val-images", "300"],
+     "--val-images is for the built-in data; not with --train"),
+])
+def test_val_images_flag_is_checked(argv, error, tmp_path, capsys):
+    from noisy_mask.robustness import main
+
+    with pytest.raises(SystemExit):
+        main(["--output", str(tmp_path / "grid"), *argv])
+    assert error in capsys.readouterr().err
+    assert not (tmp_path / "grid").exists()  # refused before anything is written

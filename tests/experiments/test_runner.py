@@ -37,3 +37,45 @@ def test_fewer_tasks_than_jobs_share_the_cores(monkeypatch):
     assert seen == [1, 1, 1]  # 3 jobs on 2 cores: at least one thread each
     assert runner.run_in_parallel([lambda threads: threads], jobs=2) == [2]
     assert runner.run_in_parallel([], jobs=2) == []
+
+
+def test_a_finished_run_is_evaluated_elsewhere_when_its_validation_file_changed(tmp_path):
+    import hashlib
+    import json
+
+    import pytest
+
+    first = tmp_path / "val.json"
+    first.write_text('{"images": [1, 2]}')
+    same = tmp_path / "same_bytes.json"
+    same.write_text(first.read_text())
+    other = tmp_path / "other.json"
+    other.write_text('{"images": [1]}')
+    run = tmp_path / "run"
+    run.mkdir()
+    stamp = runner.evaluated_on(first)
+    assert stamp == {"val_json": str(first),
+                     "sha256": hashlib.sha256(b'{"images": [1, 2]}').hexdigest()}
+    (run / runner.EVALUATED_ON_FILE).write_text(json.dumps(stamp))
+    # by content, not by name
+    assert not runner.evaluated_elsewhere(run, first)
+    assert not runner.evaluated_elsewhere(run, same)
+    assert runner.evaluated_elsewhere(run, other)
+
+    # a run from before the record: the val_clean file its config.yaml registers
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "config.yaml").write_text(
+        "DATASETS:\n  REGISTER_COCO:\n  - - train\n    - t.json\n    - t\n"
+        f"  - - val_clean\n    - {first}\n    - images\n")
+    assert not runner.evaluated_elsewhere(legacy, same)
+    assert runner.evaluated_elsewhere(legacy, other)
+    first.unlink()  # gone: nothing to tell by, the run is kept as it is
+    assert not runner.evaluated_elsewhere(legacy, other)
+    (legacy / "config.yaml").write_text("MODEL:\n  DEVICE: cpu\n")
+    assert not runner.evaluated_elsewhere(legacy, other)
+
+    with pytest.raises(FileNotFoundError, match=r"legacy: no model_final.pth to evaluate on "
+                                                r".*other.json again"):
+        runner.evaluate_again(legacy, "bce", {"val_json": str(other), "val_images": "images",
+                                              "train_json": "t.json", "train_images": "t"})

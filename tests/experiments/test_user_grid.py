@@ -1,4 +1,5 @@
 """The robustness grid on a user's data: a one-category dataset written as RLE, end to end."""
+import hashlib
 import json
 
 import pytest
@@ -67,6 +68,33 @@ def test_grid_on_a_one_category_rle_dataset_writes_a_verdict_and_resumes(tmp_pat
     assert main(argv) == 0
     assert "to train" not in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+    # Another validation file: the finished runs are evaluated on it again, not trained again.
+    smaller = json.loads(files["val"].read_text())
+    smaller["images"] = smaller["images"][:2]
+    kept = {image["id"] for image in smaller["images"]}
+    smaller["annotations"] = [a for a in smaller["annotations"] if a["image_id"] in kept]
+    (tmp_path / "val2.json").write_text(json.dumps(smaller))
+    weights = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/*/model_final.pth")}
+    val_flag = argv.index("--val")
+    argv[val_flag + 1] = str(tmp_path / "val2.json")
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "4 finished runs to evaluate again" in printed and "to train" not in printed
+    assert printed.count("evaluated again on") == 4
+    assert {p: p.stat().st_mtime_ns for p in weights} == weights and len(weights) == 4
+    digest = hashlib.sha256((tmp_path / "val2.json").read_bytes()).hexdigest()
+    for run in out.glob("runs/*/*/*"):
+        assert json.loads((run / "evaluated_on.json").read_text())["sha256"] == digest
+        detections = json.loads(
+            (run / "inference" / "val_clean" / "coco_instances_results.json").read_text())
+        assert detections and {d["image_id"] for d in detections} <= kept
+        assert (run / "eval_results.json").stat().st_mtime_ns > stamps[run / "eval_results.json"]
+        assert "val2.json" in (run / "evaluation" / "config.yaml").read_text()
+        halves = json.loads((run / "eval_halves.json").read_text())
+        assert halves["val_json"] == str(tmp_path / "val2.json")
+    assert main(argv) == 0  # evaluated once
+    assert "evaluate again" not in capsys.readouterr().out
 
 
 @pytest.mark.slow
