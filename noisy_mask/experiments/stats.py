@@ -268,7 +268,7 @@ def refinement_goals(
     """Markdown rows, per refined level and loss: the share of the box, mask and boundary AP that
     BCE loses to noise which training on the refined annotations recovers, with the paired gain
     over BCE on the noisy ones, and whether REFINE_GOALS are met (each share at least its goal and
-    the gain beyond GOAL_STDS x the pooled seed std)."""
+    the gain beyond GOAL_STDS x the pooled seed std; if not, which are missed)."""
     keys = ("bbox/AP", "segm/AP", "boundary/AP")
     lines = ["| refined | loss | " + " | ".join(f"{k.replace('/', ' ')} recovered (gain, paired)"
                                                 for k in keys) + " | goal | seeds |",
@@ -279,7 +279,7 @@ def refinement_goals(
             cell = summary.get(level, {}).get(loss)
             if not cell:
                 continue
-            shown, met = [], []
+            shown, met, missed = [], [], []
             for key in keys:
                 share = recovered_share(summary, level, loss, key, reference)
                 gains = paired_gains(records, level, loss, key)
@@ -289,7 +289,10 @@ def refinement_goals(
                     beyond = beyond_seed_noise(summary, level, loss, key) if key in cell else None
                     met.append(None if share is None or beyond is None
                                else share >= goals[key] and beyond)
-            goal = ("" if None in met else "met" if all(met) else "not met")
+                    if met[-1] is False:
+                        missed.append(key.replace("/", " "))
+            goal = ("" if None in met else "met" if all(met)
+                    else "not met: " + ", ".join(missed))
             seeds = max(v["n"] for v in cell.values())
             lines.append(f"| {level} | {loss} | " + " | ".join(shown) + f" | {goal} | {seeds} |")
     lines += ["", "goal: at least " + " and ".join(
