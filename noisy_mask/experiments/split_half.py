@@ -75,13 +75,16 @@ def run_half_aps(run_dir: Path, val_json: Path) -> List[Dict[str, float]]:
 
 def spread_sources(records: Sequence[Mapping[str, Any]]) -> Dict[str, Dict[str, Any]]:
     """{iou type: {"seed_std", "eval_std", "cells"}} over the records' cells (level, loss) with
-    2 or more seeds; each record has "halves" (`run_half_aps`). NaN stds without such a cell."""
+    2 or more seeds whose AP is known on both halves (a half without annotations has none); each
+    record has "halves" (`run_half_aps`). NaN stds without such a cell."""
     cells: Dict[Tuple[str, str], List[List[Dict[str, float]]]] = {}
     for record in records:
         cells.setdefault((record["level"], record["loss"]), []).append(record["halves"])
-    seeded = [runs for runs in cells.values() if len(runs) > 1]
     out = {}
     for iou_type in IOU_TYPES:
+        seeded = [known for known in (
+            [(a, b) for a, b in runs if math.isfinite(a[iou_type]) and math.isfinite(b[iou_type])]
+            for runs in cells.values()) if len(known) > 1]
         if not seeded:
             out[iou_type] = {"seed_std": math.nan, "eval_std": math.nan, "cells": 0}
             continue
@@ -96,12 +99,15 @@ def spread_lines(sources: Mapping[str, Mapping[str, Any]], val_images: int) -> L
     """The results.md lines: per AP, the seed-to-seed std and the part of it the validation
     images make, with what would narrow it."""
     if not any(s["cells"] for s in sources.values()):
-        return ["Where the seed spread comes from: needs 2 or more seeds."]
+        return ["Where the seed spread comes from: needs 2 or more seeds, and instances in both "
+                "halves of the validation images."]
     lines = [f"Where the seed spread comes from (each run evaluated again on both halves of the "
-             f"{val_images} validation images; {next(iter(sources.values()))['cells']} cells "
-             "of 2 or more seeds):", ""]
+             f"{val_images} validation images; {max(s['cells'] for s in sources.values())} "
+             "cells of 2 or more seeds):", ""]
     for iou_type, label in IOU_TYPES.items():
         s = sources[iou_type]
+        if not s["cells"]:
+            continue
         share = s["eval_std"] ** 2 / s["seed_std"] ** 2 if s["seed_std"] > 0 else math.nan
         advice = ("more validation images would narrow it" if share >= 0.5 else
                   "the models differ from seed to seed: more validation images would not narrow "

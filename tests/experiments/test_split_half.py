@@ -92,7 +92,13 @@ def test_spread_sources_pool_the_cells_with_seeds():
                         "images would not narrow it much")
     one = spread_sources([record("mid", "bce", (10, 12))])
     assert one["bbox"]["cells"] == 0 and math.isnan(one["bbox"]["seed_std"])
-    assert spread_lines(one, 150) == ["Where the seed spread comes from: needs 2 or more seeds."]
+    assert spread_lines(one, 150) == ["Where the seed spread comes from: needs 2 or more seeds, "
+                                      "and instances in both halves of the validation images."]
+    # a half without annotations has no AP: that run is left out of its cell
+    records.append(record("mid", "bce", (math.nan, 12)))
+    assert spread_sources(records)["bbox"]["seed_std"] == pytest.approx(math.sqrt(1.5))
+    records[-3:] = [record("mid", "dice", (math.nan, 20))]
+    assert spread_sources(records)["bbox"]["cells"] == 1  # mid/dice has one known run left
 
 
 def test_spread_lines_say_when_the_validation_images_make_most_of_it():
