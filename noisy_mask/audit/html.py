@@ -23,6 +23,7 @@ import numpy as np
 
 from ..utils.atomic import write_text_atomic
 from .pictures import draw_crops, annotation_crop, missing_crops
+from .report import DIGITS
 from .scores import Audit
 
 PAGE_FILE, THUMBS_DIR = "audit.html", "audit_thumbs"
@@ -116,6 +117,12 @@ def _agrees(row: Dict[str, Any]) -> Tuple[Any, str]:
     return 0, f"no: {row['other_category_name']} {row['other_class_score']:.2f}"
 
 
+def _class_margin(row: Dict[str, Any]) -> Tuple[Any, str]:
+    """other_class_score - same_class_score: the class evidence alone, the outline's left out
+    (the flips rank higher by it than by the suspicion, docs/audit.md)."""
+    return _number(round(row["other_class_score"] - row["same_class_score"], DIGITS), 2)
+
+
 ANNOTATION_COLUMNS: Sequence[Column] = (
     ("rank", "num", "asc", lambda r: _id(r["rank"])),
     ("picture", None, "", lambda r: (None, "")),
@@ -128,6 +135,7 @@ ANNOTATION_COLUMNS: Sequence[Column] = (
     ("boundary IoU", "num", "asc", lambda r: _number(r["boundary_iou"])),
     ("class agrees", "num", "asc", _agrees),
     ("other class", "num", "desc", lambda r: _number(r["other_class_score"], 2)),
+    ("class margin", "num", "desc", _class_margin),
     ("suspicion", "num", "desc", lambda r: _number(r["suspicion"])),
     ("area", "num", "asc", lambda r: (r["area"], f"{r['area']:.0f}")),
 )

@@ -75,7 +75,8 @@ def test_page_loads_shows_every_annotation_and_sorts(browser, tmp_path):
     run_audit(gt_path, image_dir, tmp_path / "out", detections=results_path)
     browser.get((tmp_path / "out" / "audit.html").as_uri())
     assert errors(browser) == []
-    # columns: 0 rank, 1 picture, 2 annotation, ..., 4 class, 7 mask IoU, 11 suspicion, 12 area
+    # columns: 0 rank, 1 picture, 2 annotation, ..., 4 class, 7 mask IoU, 11 class margin,
+    # 12 suspicion, 13 area
     assert column(browser, "annotations", 2) == ["3", "2", "1", "4"]  # by rank
     loaded = browser.execute_script(
         "return Array.prototype.map.call(document.images,"
@@ -89,11 +90,16 @@ def test_page_loads_shows_every_annotation_and_sorts(browser, tmp_path):
     assert click_header(browser, "annotations", "mask IoU") == "descending"
     assert column(browser, "annotations", 2) == ["2", "4", "1", "3"]  # ties keep their order
     assert click_header(browser, "annotations", "suspicion") == "descending"
-    assert column(browser, "annotations", 11) == ["1.0", "0.6", "0.333333", "0.0"]
+    assert column(browser, "annotations", 12) == ["1.0", "0.6", "0.333333", "0.0"]
+    # other class - annotated class: 0.8 - 0.2 (2, the flip), 0 - 0 (3, no match), 0 - 0.9 (1),
+    # 0 - 0.95 (4)
+    assert click_header(browser, "annotations", "class margin") == "descending"
+    assert column(browser, "annotations", 2) == ["2", "3", "1", "4"]
+    assert column(browser, "annotations", 11) == ["0.6", "0.0", "-0.9", "-0.95"]
     assert click_header(browser, "annotations", "class") == "ascending"
     assert column(browser, "annotations", 4) == ["circle", "circle", "circle", "star"]
     assert click_header(browser, "annotations", "area") == "ascending"
-    assert column(browser, "annotations", 12) == ["400.0"] * 4
+    assert column(browser, "annotations", 13) == ["400.0"] * 4
     assert column(browser, "missing", 4) == ["0.7"]
     assert errors(browser) == []
 
