@@ -11,7 +11,6 @@ it (train_net's own evaluation on that fold writes the results file): every imag
 by the one model that never saw it.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,7 +22,8 @@ import numpy as np
 
 from ..coco.io import read_image
 from ..data.shapes import SHAPE_CLASSES
-from ..experiments.runner import DEFAULT_JOBS, Schedule, run_in_parallel, run_train_net
+from ..experiments.runner import DEFAULT_JOBS, Schedule, file_digest, run_in_parallel
+from ..experiments.runner import run_train_net
 from ..utils.atomic import write_json_atomic
 from ..utils.run_folders import DETECTIONS_FILE, find_run_file
 
@@ -306,7 +306,7 @@ def cross_fit(
     `opts` are KEY VALUE overrides of every run, after the audit's own.
     """
     assignment = fold_assignment([image["id"] for image in gt["images"]], folds, seed)
-    digest = hashlib.sha256(Path(annotations_path).read_bytes()).hexdigest()
+    digest = file_digest(annotations_path)
     image_dir = os.path.abspath(image_dir)
     schedule = Schedule(0, 0, max_iter).solver_opts() if max_iter else []
     tasks, records = [], []
