@@ -250,10 +250,10 @@ def run_robustness(
         refined_levels = list(dict.fromkeys(r["level"] for r in records
                                             if r["level"].endswith(REFINED)))
     summary = summarize(records)
+    val_gt = json.loads(Path(splits.val_json).read_text())  # read once for every run's halves
     for record in records:
-        record["halves"] = run_half_aps(Path(record["run_dir"]), Path(splits.val_json))
-    val_images = len(json.loads(Path(splits.val_json).read_text())["images"])
-    spread = spread_lines(spread_sources(records), val_images)
+        record["halves"] = run_half_aps(Path(record["run_dir"]), Path(splits.val_json), val_gt)
+    spread = spread_lines(spread_sources(records), len(val_gt["images"]))
     elapsed = time.time() - started
     header = (f"Command: `{command}`  \n"
               f"Commit: {version}; machine: {platform.machine()}, "

@@ -55,9 +55,10 @@ def half_aps(results: Sequence[Mapping[str, Any]], gt: Mapping[str, Any],
     return aps
 
 
-def run_half_aps(run_dir: Path, val_json: Path) -> List[Dict[str, float]]:
-    """`half_aps` of a grid run's saved detections on the validation file `val_json`, kept in
-    RUN_DIR/eval_halves.json (made again when the detections or the file are newer)."""
+def run_half_aps(run_dir: Path, val_json: Path, gt: Mapping[str, Any]) -> List[Dict[str, float]]:
+    """`half_aps` of a grid run's saved detections on the validation file `val_json` (read:
+    `gt`), kept in RUN_DIR/eval_halves.json (made again when the detections or the file are
+    newer)."""
     from ..evaluation.detections import find_results_file
 
     detections = find_results_file(run_dir)
@@ -67,7 +68,6 @@ def run_half_aps(run_dir: Path, val_json: Path) -> List[Dict[str, float]]:
         saved = json.loads(cache.read_text())
         if saved.get("val_json") == str(val_json):
             return saved["halves"]
-    gt = json.loads(Path(val_json).read_text())
     halves = half_aps(json.loads(detections.read_text()), gt, str(val_json))
     write_json_atomic(cache, {"val_json": str(val_json), "halves": halves})
     return halves

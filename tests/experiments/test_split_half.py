@@ -53,17 +53,17 @@ def test_run_half_aps_are_kept_in_the_run_folder_until_the_detections_change(tmp
     val = tmp_path / "val.json"
     val.write_text(json.dumps(gt))
     run = write_run_folder(tmp_path / "run", detections=results)
-    halves = run_half_aps(run, val)
+    halves = run_half_aps(run, val, gt)
     assert halves == half_aps(results, gt, "val.json")
     cache = run / HALVES_FILE
     saved = json.loads(cache.read_text())
     saved["halves"][0]["bbox"] = -1.0  # a value no evaluation gives: read from the file
     cache.write_text(json.dumps(saved))
-    assert run_half_aps(run, val)[0]["bbox"] == -1.0
+    assert run_half_aps(run, val, gt)[0]["bbox"] == -1.0
     detections = run / "inference" / "shapes_val" / "coco_instances_results.json"
     later = cache.stat().st_mtime_ns + 10**9
     os.utime(detections, ns=(later, later))  # the run evaluated again
-    assert run_half_aps(run, val) == halves
+    assert run_half_aps(run, val, gt) == halves
 
 
 def record(level, loss, halves):
