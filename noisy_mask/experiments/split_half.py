@@ -108,7 +108,10 @@ def spread_lines(sources: Mapping[str, Mapping[str, Any]], val_images: int) -> L
         s = sources[iou_type]
         if not s["cells"]:
             continue
-        share = s["eval_std"] ** 2 / s["seed_std"] ** 2 if s["seed_std"] > 0 else math.nan
+        if s["seed_std"] == 0:  # e.g. an AP of 0 on every run: nothing to narrow
+            lines.append(f"- {label}: no spread between seeds (seed std 0.00)")
+            continue
+        share = s["eval_std"] ** 2 / s["seed_std"] ** 2
         advice = ("more validation images would narrow it" if share >= 0.5 else
                   "the models differ from seed to seed: more validation images would not narrow "
                   "it much")

@@ -106,3 +106,11 @@ def test_spread_lines_say_when_the_validation_images_make_most_of_it():
     lines = spread_lines(spread_sources(records), 40)
     assert lines[3] == ("- mask AP: seed std 1.00, of which the validation images 1.00 (100% of "
                         "the variance): more validation images would narrow it")
+
+
+def test_spread_lines_say_when_there_is_no_spread():
+    records = [record("mid", "bce", (0.0, 0.0)) for _ in range(2)]  # e.g. boundary AP 0 on all
+    lines = spread_lines(spread_sources(records), 4)
+    assert lines[2:] == ["- box AP: no spread between seeds (seed std 0.00)",
+                         "- mask AP: no spread between seeds (seed std 0.00)",
+                         "- boundary AP: no spread between seeds (seed std 0.00)"]
