@@ -13,7 +13,7 @@ from matplotlib.lines import Line2D
 from pycocotools import mask as mask_utils
 
 from ..coco.io import read_image
-from ..coco.rle import Rle, decode
+from ..coco.rle import Rle, decode_window
 from ..viz.drawing import display_size, draw_outline, fade, resize_image, resize_mask
 from ..viz.layout import Cell, render_grid
 from ..viz.style import OKABE_ITO, default_style, save_figure
@@ -55,16 +55,17 @@ def crop_box(rles: Sequence[Optional[Rle]], height: int, width: int) -> Tuple[in
     return top, left, max(bottom, top + 1), max(right, left + 1)
 
 
-def draw_crop(faded: np.ndarray, crop: Crop, cell: int) -> np.ndarray:
+def draw_crop(image: np.ndarray, crop: Crop, cell: int) -> np.ndarray:
     """(h, w, 3) uint8 RGB, the longer side `cell` px: the crop of an image around the masks of
-    `crop`, with their outlines. `faded`: the whole image, faded (`viz.drawing.fade`)."""
-    height, width = faded.shape[:2]
+    `crop`, faded (CROP_FADE), with their outlines. Only the crop's pixels are faded and
+    decoded, so that a crop of a large image costs the crop's size."""
+    height, width = image.shape[:2]
     top, left, bottom, right = crop_box([crop.annotation, crop.prediction], height, width)
     size = display_size(bottom - top, right - left, cell)
-    canvas = resize_image(faded[top:bottom, left:right], size)
+    canvas = resize_image(fade(image[top:bottom, left:right], CROP_FADE), size)
 
     def mask(rle: Rle) -> np.ndarray:
-        return resize_mask(decode(rle, height, width)[top:bottom, left:right], size)
+        return resize_mask(decode_window(rle, top, left, bottom, right), size)
 
     for rle in crop.context:
         canvas = draw_outline(canvas, mask(rle), ANNOTATION_COLOUR, 1)
@@ -78,16 +79,15 @@ def draw_crop(faded: np.ndarray, crop: Crop, cell: int) -> np.ndarray:
 def draw_crops(
     gt: Mapping[str, Any], image_dir: os.PathLike, crops: Sequence[Crop], cell: int
 ) -> Iterator[Tuple[int, np.ndarray]]:
-    """(index in `crops`, picture) of every crop, grouped by image: each image is read and faded
-    (CROP_FADE) once."""
+    """(index in `crops`, picture) of every crop, grouped by image: each image is read once."""
     images = {image["id"]: image for image in gt["images"]}
     order = sorted(range(len(crops)), key=lambda k: (crops[k].image_id, k))
-    faded, current = None, None
+    image, current = None, None
     for k in order:
         if crops[k].image_id != current:
             current = crops[k].image_id
-            faded = fade(read_image(image_dir, images[current]), CROP_FADE)
-        yield k, draw_crop(faded, crops[k], cell)
+            image = read_image(image_dir, images[current])
+        yield k, draw_crop(image, crops[k], cell)
 
 
 def annotation_crop(score: AnnotationScore) -> Crop:

@@ -38,15 +38,15 @@ the highest-scoring is kept.
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from faster_coco_eval.core.mask import rleToBoundary
 from pycocotools import mask as mask_utils
 
 from ..coco.io import annotation_rle
-from ..coco.rle import Rle, mask_iou
-from ..evaluation.boundary import DILATION_RATIO
+from ..coco.rle import Rle, decode_window, mask_iou
+from ..evaluation.boundary import DILATION_RATIO, band_px
 from ..evaluation.detections import Detection
 
 OBJECT_FRACTION = 0.5  # a prediction of the object: IoU >= this x the best match's IoU
@@ -143,11 +143,57 @@ class Audit:
         return asdict(self.options)
 
 
-def boundary_rle(rle: Rle, ratio: float = DILATION_RATIO) -> Rle:
+class Band(NamedTuple):
+    """A mask's contour band as boundary AP computes it (`contour_band`), kept as the window of
+    the image that holds it: its top-left corner and its (h, w) bool pixels."""
+
+    top: int
+    left: int
+    pixels: np.ndarray
+
+
+def contour_band(rle: Rle, ratio: float = DILATION_RATIO) -> Band:
     """The contour band of a mask as boundary AP computes it: faster-coco-eval's own function,
-    the mask minus its erosion by max(1, round(ratio x diagonal)) px, the border counting as
-    contour."""
-    return rleToBoundary(rle, ratio)
+    the mask minus its erosion by d = max(1, round(ratio x image diagonal)) px, the border
+    counting as contour.
+
+    It is computed on the window of the mask's box grown by d + 1 px (inside the image) with the
+    same d: a mask pixel's erosion looks d px around it, so the window's own edges, more than d
+    px from the mask, change nothing, and on a large image the band costs the object's size, not
+    the image's."""
+    height, width = (int(v) for v in rle["size"])
+    d = band_px(ratio, height, width)
+    x, y, w, h = mask_utils.toBbox(rle)
+    if w <= 0 or h <= 0:
+        return Band(0, 0, np.zeros((0, 0), dtype=bool))
+    top, left = max(0, int(y) - d - 1), max(0, int(x) - d - 1)
+    bottom = min(height, int(math.ceil(y + h)) + d + 1)
+    right = min(width, int(math.ceil(x + w)) + d + 1)
+    window = decode_window(rle, top, left, bottom, right).astype(np.uint8)
+    local = mask_utils.encode(np.asfortranarray(window))
+    # the ratio that gives the window's diagonal the same d px
+    band = rleToBoundary(local, d / math.hypot(bottom - top, right - left))
+    return Band(top, left, mask_utils.decode(band).astype(bool))
+
+
+def band_iou(a: Band, b: Band) -> float:
+    """|a & b| / |a | b| of two bands of one image; NaN when both are empty."""
+    boxes = [(band.top, band.left, band.top + band.pixels.shape[0],
+              band.left + band.pixels.shape[1]) for band in (a, b) if band.pixels.size]
+    if not boxes:
+        return math.nan
+    top, left = min(t for t, _, _, _ in boxes), min(l for _, l, _, _ in boxes)
+    bottom, right = max(b for _, _, b, _ in boxes), max(r for _, _, _, r in boxes)
+    canvases = []
+    for band in (a, b):
+        canvas = np.zeros((bottom - top, right - left), dtype=bool)
+        rows, cols = band.pixels.shape
+        canvas[band.top - top : band.top - top + rows, band.left - left : band.left - left + cols] = (
+            band.pixels
+        )
+        canvases.append(canvas)
+    union = np.count_nonzero(canvases[0] | canvases[1])
+    return np.count_nonzero(canvases[0] & canvases[1]) / union if union else math.nan
 
 
 def iou_matrix(a: Sequence[Rle], b: Sequence[Rle], crowd: bool = False) -> np.ndarray:
@@ -160,12 +206,12 @@ def iou_matrix(a: Sequence[Rle], b: Sequence[Rle], crowd: bool = False) -> np.nd
 
 
 def _boundary_iou(
-    pred_rle: Rle, iou: float, ann_band: Rle, bands: Dict[int, Rle], k: int, ratio: float
+    pred_rle: Rle, iou: float, ann_band: Band, bands: Dict[int, Band], k: int, ratio: float
 ) -> float:
     if k not in bands:
-        bands[k] = boundary_rle(pred_rle, ratio)
-    band_iou = mask_iou(ann_band, bands[k])
-    return min(iou, 0.0 if math.isnan(band_iou) else band_iou)
+        bands[k] = contour_band(pred_rle, ratio)
+    overlap = band_iou(ann_band, bands[k])
+    return min(iou, 0.0 if math.isnan(overlap) else overlap)
 
 
 def score_annotation(
@@ -174,7 +220,7 @@ def score_annotation(
     ious: np.ndarray,
     detections: Sequence[Detection],
     options: AuditOptions,
-    bands: Dict[int, Rle],
+    bands: Dict[int, Band],
     class_probs: Optional[Mapping[int, float]] = None,
 ) -> AnnotationScore:
     """The scores of one annotation; `ious` (P,) its mask IoU with each of the image's
@@ -194,7 +240,7 @@ def score_annotation(
     match = detections[best]
     iou = mask_iou(ann_rle, match.rle)
     ratio = options.boundary_ratio
-    boundary = _boundary_iou(match.rle, iou, boundary_rle(ann_rle, ratio), bands, best, ratio)
+    boundary = _boundary_iou(match.rle, iou, contour_band(ann_rle, ratio), bands, best, ratio)
     matched = iou >= options.match_iou
     same = other = 0.0
     other_category = None
@@ -289,7 +335,7 @@ def audit_annotations(
         plain = [(a, annotation_rle(a, image, name)) for a in anns if not a.get("iscrowd", 0)]
         with_mask = [rle for _, rle in plain if rle is not None]
         ious = iou_matrix([d.rle for d in found], with_mask)  # (P, annotations with a mask)
-        bands: Dict[int, Rle] = {}
+        bands: Dict[int, Band] = {}
         column = 0
         for ann, rle in plain:
             if rle is None:

@@ -36,6 +36,40 @@ def decode(rle: Optional[Rle], height: int, width: int) -> np.ndarray:
     return mask_utils.decode(rle).astype(bool)
 
 
+def decode_window(rle: Rle, top: int, left: int, bottom: int, right: int) -> np.ndarray:
+    """(bottom - top, right - left) bool: the window [top, bottom) x [left, right) of an RLE's
+    mask, equal to `decode(rle, ...)[top:bottom, left:right]`. Only the window's columns are
+    made (the runs are column-major), so a small object of a large image costs its own size, not
+    the image's: a 4000 x 3000 px mask is 12 MB decoded."""
+    height, width = (int(v) for v in rle["size"])
+    if not (0 <= top <= bottom <= height and 0 <= left <= right <= width):
+        raise ValueError(f"window {(top, left, bottom, right)} is outside {height} x {width}")
+    counts = rle["counts"]
+    if isinstance(counts, (bytes, str)):
+        runs = decode_rle_counts(counts.decode("ascii") if isinstance(counts, bytes) else counts)
+    else:
+        runs = np.asarray(counts, dtype=np.int64)
+    ends = np.cumsum(runs)
+    # the foreground runs (the odd ones) clipped to the window's columns, in flat positions
+    first, last = left * height, right * height
+    starts = np.clip(ends[1::2] - runs[1::2], first, last)
+    stops = np.clip(ends[1::2], first, last)
+    starts, stops = starts[stops > starts], stops[stops > starts]
+    # each run cut into one piece per column it crosses: (column, first row, end row)
+    first_column, last_column = starts // height, (stops - 1) // height
+    pieces = last_column - first_column + 1
+    run = np.repeat(np.arange(len(starts)), pieces)
+    column = first_column[run] + np.arange(len(run)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    row_start = np.where(column == first_column[run], starts[run] - column * height, 0)
+    row_stop = np.where(column == last_column[run], stops[run] - column * height, height)
+    row_start, row_stop = np.clip(row_start, top, bottom), np.clip(row_stop, top, bottom)
+    inside = row_stop > row_start
+    steps = np.zeros((right - left, bottom - top + 1), dtype=np.int32)
+    np.add.at(steps, (column[inside] - left, row_start[inside] - top), 1)
+    np.add.at(steps, (column[inside] - left, row_stop[inside] - top), -1)
+    return np.ascontiguousarray(np.cumsum(steps[:, :-1], axis=1).astype(bool).T)
+
+
 def area(rle: Optional[Rle]) -> float:
     """Foreground pixels of an RLE; 0 for None."""
     return float(mask_utils.area(rle)) if rle is not None else 0.0

@@ -1,22 +1,28 @@
 """Scores of the audit on hand-made squares: IoUs, class agreement, suspicion, ranks, possibly
-missing instances; and the scores against a known clean file."""
+missing instances; the contour bands against faster-coco-eval's on the whole image; and the
+scores against a known clean file."""
 
 import json
 import math
 
+import cv2
+import numpy as np
 import pytest
+from faster_coco_eval.core.mask import rleToBoundary
+from pycocotools import mask as mask_utils
 from audit_cases import hand_case, write_case
 from samples import (
     coco_dict,
     hand_made_noise,
     masks_coco,
+    pycocotools_rle,
     rle,
     square,
     square_annotation,
     square_result,
 )
 
-from noisy_mask.audit.scores import AuditOptions, audit_annotations
+from noisy_mask.audit.scores import AuditOptions, audit_annotations, band_iou, contour_band
 from noisy_mask.audit.truth import (
     auroc,
     average_ranks,
@@ -27,6 +33,7 @@ from noisy_mask.audit.truth import (
     truth_from_clean,
     truth_from_report,
 )
+from noisy_mask.coco.rle import mask_iou
 from noisy_mask.evaluation.detections import read_detections
 
 
@@ -245,3 +252,52 @@ def test_object_size_baseline_ranks_the_true_iou_by_the_annotations_area(tmp_pat
     scores = score_against_truth(audit, truth_from_report(report))
     assert scores["area_spearman"] == pytest.approx(-0.5)
     assert [s.area for s in sorted(audit.annotations, key=lambda s: s.id)] == [100, 400, 900]
+
+
+def random_blob(rng, height: int, width: int) -> np.ndarray:
+    """An ellipse anywhere, possibly cut by the image's border, sometimes with specks."""
+    mask = np.zeros((height, width), dtype=np.uint8)
+    centre = (int(rng.integers(-10, width + 10)), int(rng.integers(-10, height + 10)))
+    axes = (int(rng.integers(1, max(2, width // 3))), int(rng.integers(1, max(2, height // 3))))
+    cv2.ellipse(mask, centre, axes, int(rng.integers(0, 180)), 0, 360, 1, -1)
+    if rng.random() < 0.3:
+        mask[rng.random((height, width)) < 0.02] = 1
+    return mask.astype(bool)
+
+
+@pytest.mark.parametrize("ratio", [0.02, 0.005, 0.05])
+def test_contour_band_equals_faster_coco_eval_on_the_whole_image(ratio):
+    """The band computed on the window around the mask is faster-coco-eval's band of the whole
+    image, pixel for pixel (masks at the border, specks, empty ones), and the IoU of two bands
+    is the IoU of faster-coco-eval's."""
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        height, width = (int(v) for v in rng.integers(8, 400, size=2))
+        masks = [random_blob(rng, height, width) for _ in range(2)]
+        if trial == 0:
+            masks[1][:] = False
+        rles = [pycocotools_rle(mask) for mask in masks]
+        band = contour_band(rles[0], ratio)
+        whole = np.zeros((height, width), dtype=bool)
+        rows, cols = band.pixels.shape
+        whole[band.top : band.top + rows, band.left : band.left + cols] = band.pixels
+        assert np.array_equal(whole, mask_utils.decode(rleToBoundary(rles[0], ratio)) > 0)
+        expected = mask_iou(*(rleToBoundary(r, ratio) for r in rles))
+        got = band_iou(*(contour_band(r, ratio) for r in rles))
+        if math.isnan(expected):
+            assert math.isnan(got)
+        else:
+            assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_band_iou_by_hand():
+    # a 10 x 10 square in a 200 x 200 image, d = round(0.02 x 282.8) = 6 px: the band is the whole
+    # square (it is 10 px wide); shifted by 5 columns, the two bands share 50 of 150 pixels
+    a, b = np.zeros((200, 200), dtype=bool), np.zeros((200, 200), dtype=bool)
+    a[50:60, 50:60] = True
+    b[50:60, 55:65] = True
+    bands = [contour_band(pycocotools_rle(m)) for m in (a, b)]
+    assert (bands[0].top, bands[0].left, bands[0].pixels.sum()) == (43, 43, 100)
+    assert band_iou(*bands) == pytest.approx(50 / 150)
+    empty = contour_band(pycocotools_rle(np.zeros((200, 200), dtype=bool)))
+    assert math.isnan(band_iou(empty, empty)) and band_iou(bands[0], empty) == 0

@@ -1,5 +1,6 @@
 """COCO RLE: the counts string decoded by hand and against pycocotools, uncompressed counts, a
-segmentation's RLE, and the IoU of two masks, empty ones included."""
+segmentation's RLE, a window of a mask decoded alone, and the IoU of two masks, empty ones
+included."""
 
 import math
 
@@ -11,6 +12,7 @@ from samples import SQUARE, pycocotools_rle, rle, square, uncompressed_rle
 from noisy_mask.coco.rle import (
     decode,
     decode_rle_counts,
+    decode_window,
     mask_iou,
     to_rle,
     uncompressed_counts,
@@ -99,3 +101,35 @@ def test_mask_iou_of_empty_masks():
     assert math.isnan(mask_iou(empty, empty))
     assert math.isnan(mask_iou(None, None)) and math.isnan(mask_iou(None, empty))
     assert mask_iou(empty, full) == mask_iou(full, None) == mask_iou(None, full) == 0.0
+
+
+def test_decode_window_equals_the_decoded_mask_cut():
+    """Every kind of window (empty, one row or column, the whole mask, at the edges) of random
+    masks, from compressed, pycocotools' and uncompressed RLEs, equals pycocotools' decode cut."""
+    rng = np.random.default_rng(3)
+    for mask in random_masks(trials=60, seed=2):
+        height, width = mask.shape
+        windows = [(0, 0, height, width), (0, 0, 0, 0), (height, width, height, width)]
+        for _ in range(6):
+            top, bottom = sorted(int(v) for v in rng.integers(0, height + 1, size=2))
+            left, right = sorted(int(v) for v in rng.integers(0, width + 1, size=2))
+            windows.append((top, left, bottom, right))
+        for encoded in (rle(mask), pycocotools_rle(mask), uncompressed_rle(mask)):
+            for top, left, bottom, right in windows:
+                window = decode_window(encoded, top, left, bottom, right)
+                assert window.dtype == bool
+                assert np.array_equal(window, mask[top:bottom, left:right])
+
+
+def test_decode_window_by_hand():
+    # 3 x 3, column-major runs: 1 background, 4 foreground (rows 1-2 of column 0, rows 0-1 of
+    # column 1), 4 background
+    encoded = {"size": [3, 3], "counts": [1, 4, 4]}
+    assert decode_window(encoded, 0, 0, 3, 3).astype(int).tolist() == [[0, 1, 0], [1, 1, 0],
+                                                                       [1, 0, 0]]
+    assert decode_window(encoded, 1, 1, 3, 2).astype(int).tolist() == [[1], [0]]
+
+
+def test_decode_window_outside_the_mask_is_an_error():
+    with pytest.raises(ValueError, match=r"outside 3 x 3"):
+        decode_window({"size": [3, 3], "counts": [9]}, 0, 0, 4, 3)

@@ -1,5 +1,5 @@
 """Pixels of the pictures: exact outline, dash, hatch, fill and grey pixels of hand-made squares,
-and the label point of a mask."""
+faded pixels, and the label point of a mask."""
 
 import numpy as np
 from samples import square
@@ -7,6 +7,7 @@ from samples import square
 from noisy_mask.viz.drawing import (
     draw_outline,
     erode,
+    fade,
     fill_mask,
     grey,
     hatch,
@@ -69,3 +70,14 @@ def test_fill_grey_and_label_point():
     # Hatching keeps (x + y) mod 3 < 1 of the mask: the anti-diagonals x + y = 0, 3, 6.
     lines = hatch(np.ones((3, 5), dtype=bool), period=3, width=1)
     assert lines.astype(int).tolist() == [[1, 0, 0, 1, 0], [0, 0, 1, 0, 0], [0, 1, 0, 0, 1]]
+
+
+def test_fade_by_hand_and_as_a_fill_of_every_pixel():
+    image = np.array([[[0, 100, 255], [13, 194, 1]]], dtype=np.uint8)
+    # 0.7 p + 0.3 x 255 = 0.7 p + 76.5: 0 -> 76.5 -> 76 (np.rint), 100 -> 146.5 -> 146,
+    # 255 -> 255, 13 -> 85.6 -> 86, 194 -> 212.3 -> 212, 1 -> 77.2 -> 77
+    assert fade(image, 0.3).tolist() == [[[76, 146, 255], [86, 212, 77]]]
+    pixels = np.random.default_rng(0).integers(0, 256, size=(9, 11, 3)).astype(np.uint8)
+    for amount in (0.0, 0.3, 0.45, 1.0):
+        everything = np.ones(pixels.shape[:2], dtype=bool)
+        assert np.array_equal(fade(pixels, amount), fill_mask(pixels, everything, "#FFFFFF", amount))
