@@ -178,22 +178,18 @@ def contour_band(rle: Rle, ratio: float = DILATION_RATIO) -> Band:
 
 def band_iou(a: Band, b: Band) -> float:
     """|a & b| / |a | b| of two bands of one image; NaN when both are empty."""
-    boxes = [(band.top, band.left, band.top + band.pixels.shape[0],
-              band.left + band.pixels.shape[1]) for band in (a, b) if band.pixels.size]
-    if not boxes:
+    bands = [band for band in (a, b) if band.pixels.size]
+    if not bands:
         return math.nan
-    top, left = min(t for t, _, _, _ in boxes), min(l for _, l, _, _ in boxes)
-    bottom, right = max(b for _, _, b, _ in boxes), max(r for _, _, _, r in boxes)
-    canvases = []
-    for band in (a, b):
-        canvas = np.zeros((bottom - top, right - left), dtype=bool)
-        rows, cols = band.pixels.shape
-        canvas[band.top - top : band.top - top + rows, band.left - left : band.left - left + cols] = (
-            band.pixels
-        )
-        canvases.append(canvas)
-    union = np.count_nonzero(canvases[0] | canvases[1])
-    return np.count_nonzero(canvases[0] & canvases[1]) / union if union else math.nan
+    top = min(band.top for band in bands)
+    left = min(band.left for band in bands)
+    bottom = max(band.top + band.pixels.shape[0] for band in bands)
+    right = max(band.left + band.pixels.shape[1] for band in bands)
+    placed = np.zeros((2, bottom - top, right - left), dtype=bool)  # a second empty one stays 0
+    for canvas, band in zip(placed, bands):
+        row, col = band.top - top, band.left - left
+        canvas[row : row + band.pixels.shape[0], col : col + band.pixels.shape[1]] = band.pixels
+    return np.count_nonzero(placed[0] & placed[1]) / np.count_nonzero(placed[0] | placed[1])
 
 
 def iou_matrix(a: Sequence[Rle], b: Sequence[Rle], crowd: bool = False) -> np.ndarray:

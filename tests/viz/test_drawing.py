@@ -80,4 +80,5 @@ def test_fade_by_hand_and_as_a_fill_of_every_pixel():
     pixels = np.random.default_rng(0).integers(0, 256, size=(9, 11, 3)).astype(np.uint8)
     for amount in (0.0, 0.3, 0.45, 1.0):
         everything = np.ones(pixels.shape[:2], dtype=bool)
-        assert np.array_equal(fade(pixels, amount), fill_mask(pixels, everything, "#FFFFFF", amount))
+        faded_everywhere = fill_mask(pixels, everything, "#FFFFFF", amount)
+        assert np.array_equal(fade(pixels, amount), faded_everywhere)
