@@ -10,10 +10,9 @@ from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Seq
 
 import numpy as np
 from matplotlib.lines import Line2D
-from pycocotools import mask as mask_utils
 
 from ..coco.io import read_image
-from ..coco.rle import Rle, decode_window
+from ..coco.rle import Rle, decode_window, masks_box
 from ..viz.drawing import display_size, draw_outline, fade, resize_image, resize_mask
 from ..viz.layout import Cell, render_grid
 from ..viz.style import OKABE_ITO, default_style, save_figure
@@ -42,13 +41,10 @@ def crop_box(rles: Sequence[Optional[Rle]], height: int, width: int) -> Tuple[in
     """(top, left, bottom, right), exclusive, of the box around the masks plus a margin of
     CROP_MARGIN x its longer side (at least MIN_MARGIN px), inside the image; the whole image
     when every mask is empty."""
-    boxes = [mask_utils.toBbox(r) for r in rles if r is not None and mask_utils.area(r) > 0]
-    if not boxes:
+    box = masks_box(rles)
+    if box is None:
         return 0, 0, height, width
-    x0 = min(b[0] for b in boxes)
-    y0 = min(b[1] for b in boxes)
-    x1 = max(b[0] + b[2] for b in boxes)
-    y1 = max(b[1] + b[3] for b in boxes)
+    x0, y0, x1, y1 = box
     margin = max(MIN_MARGIN, CROP_MARGIN * max(x1 - x0, y1 - y0))
     top, left = max(0, int(y0 - margin)), max(0, int(x0 - margin))
     bottom, right = min(height, int(np.ceil(y1 + margin))), min(width, int(np.ceil(x1 + margin)))

@@ -45,7 +45,7 @@ from faster_coco_eval.core.mask import rleToBoundary
 from pycocotools import mask as mask_utils
 
 from ..coco.io import annotation_rle
-from ..coco.rle import Rle, decode_window, mask_iou
+from ..coco.rle import Rle, decode_window, mask_iou, window_around
 from ..evaluation.boundary import DILATION_RATIO, band_px
 from ..evaluation.detections import Detection
 
@@ -163,12 +163,10 @@ def contour_band(rle: Rle, ratio: float = DILATION_RATIO) -> Band:
     the image's."""
     height, width = (int(v) for v in rle["size"])
     d = band_px(ratio, height, width)
-    x, y, w, h = mask_utils.toBbox(rle)
-    if w <= 0 or h <= 0:
+    around = window_around([rle], d + 1)
+    if around is None:
         return Band(0, 0, np.zeros((0, 0), dtype=bool))
-    top, left = max(0, int(y) - d - 1), max(0, int(x) - d - 1)
-    bottom = min(height, int(math.ceil(y + h)) + d + 1)
-    right = min(width, int(math.ceil(x + w)) + d + 1)
+    top, left, bottom, right = around
     window = decode_window(rle, top, left, bottom, right).astype(np.uint8)
     local = mask_utils.encode(np.asfortranarray(window))
     # the ratio that gives the window's diagonal the same d px

@@ -1,5 +1,6 @@
-"""COCO masks as run-length encodings: a segmentation to pycocotools' RLE, masks decoded, the run
-lengths of a compressed counts string, and the IoU of two masks.
+"""COCO masks as run-length encodings: a segmentation to pycocotools' RLE, masks decoded and
+encoded (whole, or a window around the objects of a large image), the run lengths of a compressed
+counts string, and the IoU of two masks.
 
 COCO's RLE runs alternate background and foreground pixels in column-major order, starting with
 background. pycocotools keeps them as {"size": [height, width], "counts": bytes}; a COCO file
@@ -7,12 +8,14 @@ holds the same string decoded (compressed) or the run lengths as a list (uncompr
 """
 
 import math
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
 Rle = Dict[str, Any]  # pycocotools' {"size": [height, width], "counts": bytes}
+Window = Tuple[int, int, int, int]  # (top, left, bottom, right) px of an image, bottom and right
+# exclusive
 
 # pycocotools writes a 32-bit run (a signed 33-bit difference) in at most 7 five-bit characters
 _MAX_CHARS_PER_RUN = 7
@@ -36,6 +39,40 @@ def decode(rle: Optional[Rle], height: int, width: int) -> np.ndarray:
     return mask_utils.decode(rle).astype(bool)
 
 
+def masks_box(rles: Sequence[Optional[Rle]]) -> Optional[Tuple[float, float, float, float]]:
+    """(x0, y0, x1, y1) px, exclusive: the box around the non-empty masks of `rles`; None when
+    every mask is empty (or None)."""
+    boxes = [mask_utils.toBbox(r) for r in rles if r is not None and mask_utils.area(r) > 0]
+    if not boxes:
+        return None
+    return (
+        float(min(b[0] for b in boxes)), float(min(b[1] for b in boxes)),
+        float(max(b[0] + b[2] for b in boxes)), float(max(b[1] + b[3] for b in boxes)),
+    )  # fmt: skip
+
+
+def window_around(rles: Sequence[Optional[Rle]], pad: int) -> Optional[Window]:
+    """The window of the box around the non-empty masks of `rles` (of one image) grown by `pad`
+    px on every side, inside the image; None when every mask is empty."""
+    box = masks_box(rles)
+    if box is None:
+        return None
+    height, width = (int(v) for v in next(r for r in rles if r is not None)["size"])
+    x0, y0, x1, y1 = box
+    return (
+        max(0, int(y0) - pad), max(0, int(x0) - pad),
+        min(height, int(math.ceil(y1)) + pad), min(width, int(math.ceil(x1)) + pad),
+    )  # fmt: skip
+
+
+def runs_of(rle: Rle) -> np.ndarray:
+    """The run lengths of an RLE with string, bytes or list counts."""
+    counts = rle["counts"]
+    if isinstance(counts, (bytes, str)):
+        return decode_rle_counts(counts.decode("ascii") if isinstance(counts, bytes) else counts)
+    return np.asarray(counts, dtype=np.int64)
+
+
 def decode_window(rle: Rle, top: int, left: int, bottom: int, right: int) -> np.ndarray:
     """(bottom - top, right - left) bool: the window [top, bottom) x [left, right) of an RLE's
     mask, equal to `decode(rle, ...)[top:bottom, left:right]`. Only the window's columns are
@@ -44,11 +81,7 @@ def decode_window(rle: Rle, top: int, left: int, bottom: int, right: int) -> np.
     height, width = (int(v) for v in rle["size"])
     if not (0 <= top <= bottom <= height and 0 <= left <= right <= width):
         raise ValueError(f"window {(top, left, bottom, right)} is outside {height} x {width}")
-    counts = rle["counts"]
-    if isinstance(counts, (bytes, str)):
-        runs = decode_rle_counts(counts.decode("ascii") if isinstance(counts, bytes) else counts)
-    else:
-        runs = np.asarray(counts, dtype=np.int64)
+    runs = runs_of(rle)
     ends = np.cumsum(runs)
     # the foreground runs (the odd ones) clipped to the window's columns, in flat positions
     first, last = left * height, right * height
@@ -68,6 +101,35 @@ def decode_window(rle: Rle, top: int, left: int, bottom: int, right: int) -> np.
     np.add.at(steps, (column[inside] - left, row_start[inside] - top), 1)
     np.add.at(steps, (column[inside] - left, row_stop[inside] - top), -1)
     return np.ascontiguousarray(np.cumsum(steps[:, :-1], axis=1).astype(bool).T)
+
+
+def window_runs(window: np.ndarray, top: int, left: int, height: int, width: int) -> List[int]:
+    """COCO uncompressed RLE counts of the height x width mask that is `window` at [top, top + h)
+    x [left, left + w) and background elsewhere: `uncompressed_counts` of that mask, made from
+    the window alone (the inverse of `decode_window`)."""
+    h, w = window.shape
+    if not (0 <= top and top + h <= height and 0 <= left and left + w <= width):
+        raise ValueError(f"a {h} x {w} window at ({top}, {left}) is outside {height} x {width}")
+    # a background row above and below each column, so that no run crosses a column of the window
+    padded = np.zeros((h + 2, w), dtype=np.int8)
+    padded[1:-1] = np.asarray(window, dtype=bool)
+    changes = np.flatnonzero(np.diff(padded.ravel(order="F"))) + 1
+    column, row = np.divmod(changes, h + 2)
+    edges = (left + column) * height + top + row - 1  # where runs start and stop in the image
+    starts, stops = edges[0::2], edges[1::2]
+    # a run that stops where the next starts (the window spans whole columns) is one run
+    joined = np.flatnonzero(stops[:-1] == starts[1:])
+    starts, stops = np.delete(starts, joined + 1), np.delete(stops, joined)
+    bounds = np.concatenate([[0], np.stack([starts, stops], axis=1).ravel(), [height * width]])
+    counts = np.diff(bounds).tolist()
+    return counts[:-1] if len(counts) > 1 and counts[-1] == 0 else counts  # no empty last run
+
+
+def encode_window(window: np.ndarray, top: int, left: int, height: int, width: int) -> Rle:
+    """pycocotools RLE (bytes counts) of the mask `window_runs` describes: equal to
+    `mask_utils.encode` of the whole mask, which is never made."""
+    counts = window_runs(window, top, left, height, width)
+    return mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
 
 
 def area(rle: Optional[Rle]) -> float:

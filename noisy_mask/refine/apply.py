@@ -28,11 +28,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-import numpy as np
 from pycocotools import mask as mask_utils
 
 from ..coco.io import coco_name, read_coco
-from ..coco.rle import Rle, decode, mask_iou, to_rle, uncompressed_counts
+from ..coco.rle import Rle, decode_window, mask_iou, to_rle, window_around, window_runs
 from ..noise.models import mask_to_polygons
 from ..utils.atomic import write_json_atomic
 from ..utils.text import plural
@@ -102,15 +101,22 @@ def report_path(output: os.PathLike) -> Path:
 # Writing masks back as segmentations.
 
 
-def segmentation_like(original: Any, mask: np.ndarray) -> Any:
-    """`mask` as a COCO segmentation of the kind of `original`: polygons (the traced outer
-    outlines), an RLE with string counts, or one with list counts."""
+def segmentation_like(original: Any, rle: Rle) -> Any:
+    """The mask of `rle` as a COCO segmentation of the kind of `original`: polygons (the traced
+    outer outlines), an RLE with string counts, or one with list counts. Made from the window
+    around the mask, so that an object of a large image costs its own size."""
+    height, width = (int(v) for v in rle["size"])
+    around = window_around([rle], 1)  # a background pixel on each side: whole outlines
+    top, left, bottom, right = around if around is not None else (0, 0, 0, 0)
+    mask = decode_window(rle, top, left, bottom, right)
     if isinstance(original, list):
-        return [p.reshape(-1).tolist() for p in mask_to_polygons(mask)]
+        outlines = mask_to_polygons(mask) if mask.size else []
+        return [(p + [left, top]).reshape(-1).tolist() for p in outlines]
+    counts = window_runs(mask, top, left, height, width)
     if isinstance(original.get("counts"), list):
-        return {"size": list(mask.shape), "counts": uncompressed_counts(mask)}
-    encoded = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": list(mask.shape), "counts": encoded["counts"].decode("ascii")}
+        return {"size": [height, width], "counts": counts}
+    encoded = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    return {"size": [height, width], "counts": encoded["counts"].decode("ascii")}
 
 
 def _box_and_area(segmentation: Any, height: int, width: int):
@@ -323,8 +329,7 @@ def _apply(audited: AuditedFile, candidates, source: str, paired, options: Refin
 def _replace_mask(new, record, score, mask_rle, source, images, paired) -> None:
     image = images[new["image_id"]]
     height, width = image["height"], image["width"]
-    mask = decode(mask_rle, height, width)
-    new["segmentation"] = segmentation_like(new["segmentation"], mask)
+    new["segmentation"] = segmentation_like(new["segmentation"], mask_rle)
     written, new["bbox"], new["area"] = _box_and_area(new["segmentation"], height, width)
     record["changed"] += ["segmentation", "bbox", "area"]
     record["source"] = source
@@ -356,8 +361,7 @@ def _added(audited: AuditedFile, images, options: RefineOptions, changes) -> Lis
         if prediction.pred_score < options.missing_score:
             continue
         image = images[prediction.image_id]
-        mask = decode(prediction.rle, image["height"], image["width"])
-        segmentation = segmentation_like([] if polygons else {"counts": ""}, mask)
+        segmentation = segmentation_like([] if polygons else {"counts": ""}, prediction.rle)
         _, bbox, area = _box_and_area(segmentation, image["height"], image["width"])
         if area == 0:
             continue

@@ -6,14 +6,13 @@ import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from ..coco.io import AnnotationError, read_image
-from ..coco.rle import Rle, decode
+from ..coco.rle import Rle, area, decode_window, encode_window, window_around
 from . import in_reach
 from .audited import AuditedFile
 from .choose import AGREEMENT, GRABCUT, PREDICTION
-from .sources import BAND_RATIO, grabcut_mask, vote_mask
+from .sources import BAND_RATIO, grabcut_mask, grabcut_reach, vote_mask
 
 Candidates = Dict[int, Dict[str, Optional[Rle]]]  # annotation id -> source name -> mask
 
@@ -27,12 +26,6 @@ def suspicious(audited: AuditedFile, min_iou: float, max_iou: float) -> List[int
     )  # fmt: skip
 
 
-def _encode(mask: Optional[np.ndarray]) -> Optional[Rle]:
-    if mask is None:
-        return None
-    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-
-
 def candidate_masks(
     audited: AuditedFile,
     ids: List[int],
@@ -41,7 +34,9 @@ def candidate_masks(
     band_ratio: float = BAND_RATIO,
 ) -> Candidates:
     """Per annotation id: its mask ("annotation") and each of `sources`' mask for it (None when
-    the source has none), as RLEs; each image read once."""
+    the source has none), as RLEs; each image read once. GrabCut and the vote work on the window
+    around the annotation and its match that GrabCut reads (`sources.grabcut_reach`), so that on
+    a large image they cost the object's size; the masks are those of the whole image."""
     images = {image["id"]: image for image in audited.gt["images"]}
     out: Candidates = {}
     by_image: Dict[int, List[int]] = {}
@@ -55,21 +50,34 @@ def candidate_masks(
             masks: Dict[str, Optional[Rle]] = {"annotation": score.ann_rle}
             if PREDICTION in sources:
                 masks[PREDICTION] = score.pred_rle
-            if GRABCUT in sources:
-                a = decode(score.ann_rle, image["height"], image["width"])
-                try:
-                    masks[GRABCUT] = _encode(grabcut_mask(pixels, a, band_ratio))
-                except Exception as e:  # cv2.error: say which annotation
-                    raise AnnotationError(
-                        f"annotation {ann_id} (image {image_id}): GrabCut failed: "
-                        f"{type(e).__name__}: {e}",
-                        audited.name,
-                    ) from e
-            if AGREEMENT in sources:
-                h, w = image["height"], image["width"]
-                three = [score.ann_rle, score.pred_rle, masks.get(GRABCUT)]
-                masks[AGREEMENT] = _encode(
-                    vote_mask([None if r is None else decode(r, h, w) for r in three])
-                )
+            if GRABCUT in sources or AGREEMENT in sources:
+                pad = grabcut_reach(area(score.ann_rle), band_ratio)
+                window = window_around([score.ann_rle, score.pred_rle], pad)
+                masks.update(_window_masks(audited, score, pixels, window, sources, band_ratio))
             out[ann_id] = masks
     return out
+
+
+def _window_masks(audited: AuditedFile, score, pixels, window, sources, band_ratio: float):
+    """GrabCut's and the vote's masks (those of `sources`) of one matched annotation, made on
+    `window` of the image and placed in the whole image as RLEs."""
+    height, width = (int(v) for v in score.ann_rle["size"])
+    top, left, bottom, right = window
+    annotation = decode_window(score.ann_rle, *window)
+    made: Dict[str, Optional[np.ndarray]] = {GRABCUT: None}
+    if GRABCUT in sources:
+        try:
+            made[GRABCUT] = grabcut_mask(pixels[top:bottom, left:right], annotation, band_ratio)
+        except Exception as e:  # cv2.error: say which annotation
+            raise AnnotationError(
+                f"annotation {score.id} (image {score.image_id}): GrabCut failed: "
+                f"{type(e).__name__}: {e}",
+                audited.name,
+            ) from e
+    if AGREEMENT in sources:
+        prediction = decode_window(score.pred_rle, *window)
+        made[AGREEMENT] = vote_mask([annotation, prediction, made[GRABCUT]])
+    return {
+        name: None if mask is None else encode_window(mask, top, left, height, width)
+        for name, mask in made.items() if name in sources
+    }  # fmt: skip

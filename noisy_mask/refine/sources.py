@@ -36,6 +36,13 @@ def band_radius(area: float, band_ratio: float = BAND_RATIO) -> int:
     return max(1, int(math.floor(band_ratio * math.sqrt(max(area, 0.0)) + 0.5)))
 
 
+def grabcut_reach(area: float, band_ratio: float = BAND_RATIO) -> int:
+    """The px around an annotation's box that GrabCut reads for an object of `area` px: its band
+    r and the crop's margin of 2r + CROP_MARGIN. A window of the image that holds this much
+    around the box gives the same mask as the whole image."""
+    return 3 * band_radius(area, band_ratio) + CROP_MARGIN
+
+
 def _disc(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
@@ -77,7 +84,7 @@ def grabcut_mask(
     if area == 0:
         return None
     radius = band_radius(area, band_ratio)
-    rows, cols = _crop(annotation, 3 * radius + CROP_MARGIN)
+    rows, cols = _crop(annotation, grabcut_reach(area, band_ratio))
     pixels = np.asarray(image)[rows, cols]
     if pixels.ndim == 2:
         pixels = np.repeat(pixels[:, :, None], 3, axis=2)

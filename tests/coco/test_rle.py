@@ -1,6 +1,6 @@
 """COCO RLE: the counts string decoded by hand and against pycocotools, uncompressed counts, a
-segmentation's RLE, a window of a mask decoded alone, and the IoU of two masks, empty ones
-included."""
+segmentation's RLE, a window of a mask decoded and encoded alone, the window around masks, and
+the IoU of two masks, empty ones included."""
 
 import math
 
@@ -13,9 +13,13 @@ from noisy_mask.coco.rle import (
     decode,
     decode_rle_counts,
     decode_window,
+    encode_window,
     mask_iou,
+    masks_box,
     to_rle,
     uncompressed_counts,
+    window_around,
+    window_runs,
 )
 
 
@@ -133,3 +137,41 @@ def test_decode_window_by_hand():
 def test_decode_window_outside_the_mask_is_an_error():
     with pytest.raises(ValueError, match=r"outside 3 x 3"):
         decode_window({"size": [3, 3], "counts": [9]}, 0, 0, 4, 3)
+
+
+def test_window_runs_and_encode_window_equal_the_whole_mask_encoded():
+    """Random windows (whole columns included, where runs join across columns; at the edges;
+    empty) placed in random images give pycocotools' own RLE of the whole mask."""
+    rng = np.random.default_rng(4)
+    for window in random_masks(trials=60, seed=5):
+        h, w = window.shape
+        height, width = h + int(rng.integers(0, 4)), w + int(rng.integers(0, 4))
+        for top, left in {(0, 0), (height - h, width - w), (int(rng.integers(0, height - h + 1)),
+                                                            int(rng.integers(0, width - w + 1)))}:
+            whole = np.zeros((height, width), dtype=bool)
+            whole[top : top + h, left : left + w] = window
+            assert window_runs(window, top, left, height, width) == uncompressed_counts(whole)
+            assert encode_window(window, top, left, height, width) == pycocotools_rle(whole)
+    assert window_runs(np.zeros((0, 0), bool), 0, 0, 2, 3) == [6]
+
+
+def test_window_runs_by_hand():
+    # a 2 x 1 window at row 1, column 1 of a 4 x 3 image: flat positions 5 and 6 (column 1 holds
+    # 4 to 7): 5 background, 2 foreground, 5 background
+    assert window_runs(np.ones((2, 1), bool), 1, 1, 4, 3) == [5, 2, 5]
+    # a whole-height 2 x 2 window at column 0 of a 2 x 2 image: one run of 4 that starts at 0
+    assert window_runs(np.ones((2, 2), bool), 0, 0, 2, 2) == [0, 4]
+    with pytest.raises(ValueError, match=r"a 2 x 1 window at \(3, 0\) is outside 4 x 3"):
+        window_runs(np.ones((2, 1), bool), 3, 0, 4, 3)
+
+
+def test_window_around_the_masks_by_hand():
+    a = pycocotools_rle(square(64, 48, 10, 20, 5))  # rows 10 to 15, columns 20 to 25 (exclusive)
+    b = pycocotools_rle(square(64, 48, 40, 2, 4))  # rows 40 to 44, columns 2 to 6
+    empty = pycocotools_rle(np.zeros((64, 48), bool))
+    assert masks_box([a, b, None, empty]) == (2.0, 10.0, 25.0, 44.0)  # x0, y0, x1, y1
+    # (top, left, bottom, right) grown by 3 px, the left edge cut at 0; 64 rows x 48 columns
+    assert window_around([a, b], 3) == (7, 0, 47, 28)
+    assert window_around([a], 0) == (10, 20, 15, 25)
+    assert window_around([a], 40) == (0, 0, 55, 48)
+    assert masks_box([empty, None]) is None and window_around([empty, None], 3) is None
