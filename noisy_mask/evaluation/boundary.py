@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from ..coco.io import annotation_rle
-from ..coco.rle import decode
+from ..coco.rle import decode_window, window_around
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,8 @@ def _measured(gt: Mapping[str, Any], name: str) -> List[Tuple[int, float]]:
     for ann in anns:
         image = images[ann["image_id"]]
         rle = annotation_rle(ann, image, name)
-        depth = mask_depth(decode(rle, image["height"], image["width"]))
+        window = window_around([rle], 0)  # the mask's box: large images cost the object's size
+        depth = mask_depth(decode_window(rle, *window)) if window is not None else 0
         if depth:
             measured.append((2 * depth, math.hypot(image["height"], image["width"])))
     return measured

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ..coco.rle import Rle, mask_iou, to_rle, uncompressed_counts
+from ..coco.rle import Rle, decode_window, encode_window, mask_iou, runs_of, to_rle
 
 REFERENCE_SIDE = 640.0  # longer image side the preset sizes are meant for (COCO)
 MIN_SUBPIXEL = 0.5  # px, floor of a scaled tolerance or sigma
@@ -219,13 +219,12 @@ def _outline_noise(
     return noisy
 
 
-def _rle_like(
-    segmentation: Dict[str, Any], mask: np.ndarray, rle: Dict[str, Any]
-) -> Dict[str, Any]:
-    """COCO RLE of `mask`, compressed (string counts) or not (list) like `segmentation`."""
+def _rle_like(segmentation: Dict[str, Any], rle: Rle) -> Dict[str, Any]:
+    """COCO RLE of the mask of pycocotools' `rle`, compressed (string counts) or not (list) like
+    `segmentation`."""
     if isinstance(segmentation["counts"], str):
-        return {"size": list(mask.shape), "counts": rle["counts"].decode("ascii")}
-    return {"size": list(mask.shape), "counts": uncompressed_counts(mask)}
+        return {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")}
+    return {"size": list(rle["size"]), "counts": runs_of(rle).tolist()}
 
 
 def noise_instance(
@@ -280,7 +279,8 @@ def noise_instance(
         if is_polygon:
             clean = rasterize_polygons([p - window.offset for p in clean_polygons], *window.shape)
         else:
-            clean = mask_utils.decode(clean_rle)[window.y0 : window.y1, window.x0 : window.x1]
+            clean = decode_window(clean_rle, window.y0, window.x0, window.y1, window.x1)
+            clean = clean.astype(np.uint8)
         morphed = morph_mask(clean, sizes.kernel, grow)
         if outline_noise or is_polygon:
             traced = mask_to_polygons(morphed, holes=not is_polygon)
@@ -290,19 +290,18 @@ def noise_instance(
     if is_polygon:
         new_segmentation: Any = [p.reshape(-1).tolist() for p in new_polygons]
         noisy_rle = _polygons_rle(new_polygons, height, width) if new_polygons else None
-    else:
-        noisy = np.zeros((height, width), dtype=np.uint8)
+    else:  # the noisy mask made and encoded in a window (`coco.rle.encode_window`)
         if not outline_noise:
-            noisy[window.y0 : window.y1, window.x0 : window.x1] = morphed
+            noisy, placed = morphed, window
         elif new_polygons:
             # holes stay holes: the traced outer and hole contours are combined by XOR
-            area = _window_of(np.concatenate(new_polygons), 1, height, width)
-            shifted = [p - area.offset for p in new_polygons]
-            noisy[area.y0 : area.y1, area.x0 : area.x1] = rasterize_polygons(
-                shifted, *area.shape, even_odd=True
-            )
-        noisy_rle = mask_utils.encode(np.asfortranarray(noisy))
-        new_segmentation = _rle_like(segmentation, noisy, noisy_rle)
+            placed = _window_of(np.concatenate(new_polygons), 1, height, width)
+            shifted = [p - placed.offset for p in new_polygons]
+            noisy = rasterize_polygons(shifted, *placed.shape, even_odd=True)
+        else:
+            noisy, placed = np.zeros((0, 0), dtype=np.uint8), _Window(0, 0, 0, 0)
+        noisy_rle = encode_window(noisy, placed.y0, placed.x0, height, width)
+        new_segmentation = _rle_like(segmentation, noisy_rle)
 
     noisy_area = float(mask_utils.area(noisy_rle)) if noisy_rle is not None else 0.0
     if noisy_area == 0:

@@ -67,14 +67,32 @@ def test_dilation_and_erosion_of_squares_exact(kind):
             xs = ann["segmentation"][0][0::2]
             assert len(ann["segmentation"]) == 1 and len(xs) == 4
             assert (min(xs), max(xs)) == ((9.25, 30.75) if ann["area"] == 484 else (11.25, 28.75))
-        else:
-            counts = ann["segmentation"]["counts"]
-            assert isinstance(counts, str if kind == "rle" else list)
+        else:  # the same kind of RLE, of exactly the grown or shrunk square
+            grown = ann["area"] == 484
+            expected = square(64, 64, 9, 9, 22) if grown else square(64, 64, 11, 11, 18)
+            written = (rle if kind == "rle" else uncompressed_rle)(expected.astype(np.uint8))
+            assert ann["segmentation"] == written
     # IoU: 400 / 484 when dilated, 324 / 400 when eroded
     expected = (report["dilated"] * 400 / 484 + report["eroded"] * 324 / 400) / 40
     assert report["mask_iou"]["mean"] == pytest.approx(expected, abs=1e-6)
     assert report["mask_iou"]["p5"] == pytest.approx(324 / 400, abs=1e-6)
     assert report["mask_iou"]["p95"] == pytest.approx(400 / 484, abs=1e-6)
+
+
+@pytest.mark.parametrize("writer", [rle, uncompressed_rle])
+def test_rle_squares_at_the_image_corners_exact(writer):
+    # 20 x 20 squares at the top-left and bottom-right corners of 64 px images, kernel 3: dilated
+    # 21 x 21 (the border cuts the growth), eroded 19 x 19 (the border counts as foreground)
+    corners = {0: (square(64, 64, 0, 0, 21), square(64, 64, 0, 0, 19)),
+               44: (square(64, 64, 43, 43, 21), square(64, 64, 45, 45, 19))}  # fmt: skip
+    coco = coco_of([writer(square(64, 64, c, c, 20).astype(np.uint8)) for c in (0, 44) * 10])
+    noisy, report = add_mask_noise(coco, kernel_only(), seed=0)
+    assert report["dilated"] > 0 and report["eroded"] > 0
+    for k, ann in enumerate(noisy["annotations"]):
+        dilated, eroded = corners[(0, 44)[k % 2]]
+        expected = dilated if ann["area"] == 441 else eroded
+        assert ann["area"] in (441.0, 361.0)
+        assert ann["segmentation"] == writer(expected.astype(np.uint8))
 
 
 def test_rle_hole_survives_dilation_and_erosion():
