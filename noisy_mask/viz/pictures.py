@@ -34,7 +34,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from ..coco.io import CocoArg, annotation_rle, coco_name, read_coco, read_image
-from ..coco.rle import decode
+from ..coco.rle import Rle, decode_window, window_around
 from ..evaluation.detections import (
     Detection,
     choose_by_spread,
@@ -63,8 +63,8 @@ from .drawing import (
     grey,
     hatch,
     label_point,
+    nearest_indices,
     resize_image,
-    resize_mask,
     to_rgb,
 )
 from .layout import Cell, render_grid
@@ -86,6 +86,22 @@ MAX_LINES = 8  # instance lines under a noise image; the rest are summed up in t
 GT_UNUSED_KEYS = ("area", "bbox")
 
 
+def mask_at_size(rle: Optional[Rle], height: int, width: int, size: Tuple[int, int]) -> np.ndarray:
+    """The mask of `rle` (None: empty) of a height x width image at the displayed `size`,
+    nearest pixel: `drawing.resize_mask` of the decoded mask, made from the mask's box alone, so
+    that a picture of a large image costs its objects' size."""
+    out = np.zeros(size, dtype=bool)
+    window = None if rle is None else window_around([rle], 0)
+    if window is None:
+        return out
+    top, left, bottom, right = window
+    rows, cols = nearest_indices(size[0], height), nearest_indices(size[1], width)
+    row_in, col_in = (rows >= top) & (rows < bottom), (cols >= left) & (cols < right)
+    box = decode_window(rle, top, left, bottom, right)
+    out[np.ix_(row_in, col_in)] = box[np.ix_(rows[row_in] - top, cols[col_in] - left)]
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # The noise picture.
 
@@ -102,8 +118,8 @@ def noise_cell(
     size = display_size(image_entry["height"], image_entry["width"], cell)
     canvas = fade(resize_image(image, size))
     height, width = image_entry["height"], image_entry["width"]
-    clean_masks = [resize_mask(decode(c, height, width), size) for _, c, _ in instances]
-    noisy_masks = [resize_mask(decode(n, height, width), size) for _, _, n in instances]
+    clean_masks = [mask_at_size(c, height, width, size) for _, c, _ in instances]
+    noisy_masks = [mask_at_size(n, height, width, size) for _, _, n in instances]
     for (match, _, _), mask in zip(instances, clean_masks):
         dash = DASH if match.status == DELETED else 0
         canvas = draw_outline(canvas, mask, CLEAN_COLOUR, CLEAN_THICKNESS, dash)
@@ -252,16 +268,14 @@ def predictions_row(
     height, width = image_entry["height"], image_entry["width"]
     size = display_size(height, width, cell)
     pixels = resize_image(image, size)
-    gt_masks = [resize_mask(decode(rle, height, width), size) for _, rle in gts]
+    gt_masks = [mask_at_size(rle, height, width, size) for _, rle in gts]
     line = plural(len(gts), "ground-truth mask")
     if gts and len(ious) > 1:
         line += f", IoU spread {np.nanmax(ious) - np.nanmin(ious):.2f}"
     heading = f"image {image_entry['id']} ({image_entry['file_name']})"
     row = [Cell(prediction_canvas(pixels, gt_masks, [], colours, in_grey=False), heading, [line])]
     for detections, value in zip(runs, ious):
-        masks = [
-            (d.category_id, resize_mask(decode(d.rle, height, width), size)) for d in detections
-        ]
+        masks = [(d.category_id, mask_at_size(d.rle, height, width, size)) for d in detections]
         iou = "n/a" if math.isnan(value) else f"{value:.2f}"
         line = f"mean best IoU {iou}, {plural(len(detections), 'mask')}"
         row.append(Cell(prediction_canvas(pixels, gt_masks, masks, colours), "", [line]))

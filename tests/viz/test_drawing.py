@@ -1,6 +1,7 @@
 """Pixels of the pictures: exact outline, dash, hatch, fill and grey pixels of hand-made squares,
-faded pixels, and the label point of a mask."""
+faded pixels, the label point of a mask, and masks resized against OpenCV."""
 
+import cv2
 import numpy as np
 from samples import square
 
@@ -13,7 +14,9 @@ from noisy_mask.viz.drawing import (
     hatch,
     hex_to_rgb,
     label_point,
+    nearest_indices,
     outline,
+    resize_mask,
 )
 
 RED = (255, 0, 0)
@@ -82,3 +85,22 @@ def test_fade_by_hand_and_as_a_fill_of_every_pixel():
         everything = np.ones(pixels.shape[:2], dtype=bool)
         faded_everywhere = fill_mask(pixels, everything, "#FFFFFF", amount)
         assert np.array_equal(fade(pixels, amount), faded_everywhere)
+
+
+def test_nearest_indices_by_hand():
+    # 10 source pixels to 4: floor(i x 2.5) = 0, 2, 5, 7; to 25 (enlarged): floor(i x 0.4)
+    assert nearest_indices(4, 10).tolist() == [0, 2, 5, 7]
+    assert nearest_indices(25, 10).tolist() == [0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 4, 4, 4, 5, 5,
+                                                6, 6, 6, 7, 7, 8, 8, 8, 9, 9]  # fmt: skip
+    # 2 to 98: 49 x (1 / 49) is just below 1 in double precision, so pixel 49 still takes 0
+    assert nearest_indices(98, 2)[48:51].tolist() == [0, 0, 1]
+
+
+def test_resize_mask_equals_opencv_nearest():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        height, width = (int(v) for v in rng.integers(1, 400, size=2))
+        size = tuple(int(v) for v in rng.integers(1, 400, size=2))
+        mask = rng.random((height, width)) < 0.5
+        reference = cv2.resize(mask.astype(np.uint8), size[::-1], interpolation=cv2.INTER_NEAREST)
+        np.testing.assert_array_equal(resize_mask(mask, size), reference.astype(bool))

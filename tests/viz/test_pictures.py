@@ -1,12 +1,12 @@
 """The pictures: the per-instance noise text, the noise cell's pixels (hand-made), and the PNGs
 (size, layout, same bytes twice) drawn from a 6-image shapes dataset, its noisy copy and two
-run folders."""
+run folders; and a mask brought to the displayed size from its box alone."""
 
 import numpy as np
 from samples import hand_made_noise, png_pixels, pycocotools_rle, square
 
 from noisy_mask.noise.matching import DELETED, KEPT, InstanceNoise, match_noise
-from noisy_mask.viz.drawing import hatch, hex_to_rgb, outline
+from noisy_mask.viz.drawing import hatch, hex_to_rgb, outline, resize_mask
 from noisy_mask.viz.layout import GAP_X, MARGIN
 from noisy_mask.viz.pictures import (
     CLEAN_COLOUR,
@@ -16,8 +16,27 @@ from noisy_mask.viz.pictures import (
     draw_noise_grid,
     draw_predictions_grid,
     instance_text,
+    mask_at_size,
     noise_cell,
 )
+
+
+def test_mask_at_size_equals_the_whole_mask_resized():
+    """Masks of random boxes (at the edges, one pixel, empty, None) shrunk and enlarged."""
+    rng = np.random.default_rng(5)
+    for trial in range(100):
+        height, width = (int(v) for v in rng.integers(1, 300, size=2))
+        mask = np.zeros((height, width), dtype=bool)
+        if trial % 10:
+            top, left = int(rng.integers(0, height)), int(rng.integers(0, width))
+            rows, cols = (int(v) for v in rng.integers(1, 80, size=2))
+            mask[top : top + rows, left : left + cols] = rng.random((rows, cols))[
+                : height - top, : width - left] < 0.7  # fmt: skip
+        size = tuple(int(v) for v in rng.integers(1, 300, size=2))
+        drawn = mask_at_size(pycocotools_rle(mask), height, width, size)
+        np.testing.assert_array_equal(drawn, resize_mask(mask, size))
+    assert not mask_at_size(None, 40, 30, (20, 15)).any()
+    assert mask_at_size(None, 40, 30, (20, 15)).shape == (20, 15)
 
 
 def test_instance_text():
