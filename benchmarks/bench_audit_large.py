@@ -93,42 +93,70 @@ def same(x, y) -> bool:
     )
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_data_args(argv, description: str, images: int, rounds: int, output: str):
+    """The data's and the rounds' options (`make_data`), with these defaults."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--height", type=int, default=3000)
     parser.add_argument("--width", type=int, default=4000)
-    parser.add_argument("--images", type=int, default=4)
-    parser.add_argument("--objects", type=int, default=40)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--output", type=Path, default=Path("output/bench_audit_large"))
+    parser.add_argument("--images", type=int, default=images)
+    parser.add_argument("--objects", type=int, default=40 if images > 2 else 20)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--output", type=Path, default=Path(output))
     args = parser.parse_args(argv)
     if min(args.height, args.width) < 500:
         parser.error("--height and --width must be at least 500 px (objects up to 360 px wide)")
+    return args
+
+
+def timed_rounds(ways, rounds):
+    """({name: [seconds]}, {name: result}) of two ways (name -> function of no argument), in
+    rounds of B A A B so that a drift of the machine cancels."""
+    (first, run_first), (second, run_second) = ways.items()
+    times, results = {first: [], second: []}, {}
+    for _ in range(rounds):
+        for name, run in ((first, run_first), (second, run_second), (second, run_second),
+                          (first, run_first)):  # fmt: skip
+            started = time.perf_counter()
+            results[name] = run()
+            times[name].append(time.perf_counter() - started)
+    return times, results
+
+
+def print_times(times, count: int, indent: str = "  ") -> None:
+    """Each way's mean time per annotation and the ratio whole image / windows."""
+    for name, values in times.items():
+        print(f"{indent}{name}: {1000 * statistics.mean(values) / count:.2f} ms an annotation"
+              f" ({min(values):.2f} to {max(values):.2f} s for all)")
+    ratio = statistics.mean(times["whole image"]) / statistics.mean(times["windows"])
+    print(f"{indent}ratio whole image / windows: {ratio:.1f}")
+
+
+def print_whole_run(label: str, run, count: int) -> None:
+    started = time.perf_counter()
+    run()
+    elapsed = time.perf_counter() - started
+    print(f"{label}, every file written: {elapsed:.1f} s, {1000 * elapsed / count:.0f} ms an"
+          " annotation")
+
+
+def main(argv=None) -> int:
+    args = parse_data_args(argv, __doc__.split("\n")[0], images=4, rounds=2,
+                           output="output/bench_audit_large")  # fmt: skip
     annotations, image_dir, detections, pairs = make_data(
         args.output, args.height, args.width, args.images, args.objects)
-    times = {"whole image": [], "windows": []}
-    ways = {"whole image": whole_image, "windows": windows}
-    results = {}
-    for _ in range(args.rounds):
-        for name in ("whole image", "windows", "windows", "whole image"):
-            started = time.perf_counter()
-            results[name] = ways[name](pairs, args.height, args.width)
-            times[name].append(time.perf_counter() - started)
+    times, results = timed_rounds({
+        "whole image": lambda: whole_image(pairs, args.height, args.width),
+        "windows": lambda: windows(pairs, args.height, args.width),
+    }, args.rounds)  # fmt: skip
     if not same(results["whole image"], results["windows"]):
         print("error: the windows' crops or band IoUs differ from the whole image's")
         return 1
     print(f"{len(pairs)} annotations on {args.images} images of {args.height} x {args.width} px:"
           " crop pixels and band IoU of each annotation and its prediction (equal both ways)")
-    for name, values in times.items():
-        print(f"  {name}: {1000 * statistics.mean(values) / len(pairs):.2f} ms an annotation"
-              f" ({min(values):.2f} to {max(values):.2f} s for all)")
-    ratio = statistics.mean(times["whole image"]) / statistics.mean(times["windows"])
-    print(f"  ratio whole image / windows: {ratio:.1f}")
-    started = time.perf_counter()
-    run_audit(annotations, image_dir, args.output / "audit", detections=detections)
-    elapsed = time.perf_counter() - started
-    print(f"audit --detections, every file written: {elapsed:.1f} s,"
-          f" {1000 * elapsed / len(pairs):.0f} ms an annotation")
+    print_times(times, len(pairs))
+    print_whole_run("audit --detections",
+                    lambda: run_audit(annotations, image_dir, args.output / "audit",
+                                      detections=detections), len(pairs))  # fmt: skip
     return 0
 
 

@@ -15,14 +15,17 @@ before the windows. Rounds in the order B A A B (drift cancels); both ways' resu
 equal. Then `refine_file --source agreement --max-iou 1` is timed once, every file written.
 """
 
-import argparse
-import statistics
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
-from bench_audit_large import make_data  # benchmarks/ is on the path when run as a script
+# benchmarks/ is on the path when run as a script
+from bench_audit_large import (
+    make_data,
+    parse_data_args,
+    print_times,
+    print_whole_run,
+    timed_rounds,
+)
 from pycocotools import mask as mask_utils
 
 from noisy_mask.audit.run import run_audit
@@ -80,30 +83,9 @@ def candidates_windows(audited, ids, image_dir):
     return {i: {GRABCUT: made[i][GRABCUT], AGREEMENT: made[i][AGREEMENT]} for i in ids}
 
 
-def timed_rounds(ways, rounds):
-    """{name: [seconds]} and {name: result} of the two ways, rounds of B A A B."""
-    (first, run_first), (second, run_second) = ways.items()
-    times, results = {first: [], second: []}, {}
-    for _ in range(rounds):
-        for name, run in ((first, run_first), (second, run_second), (second, run_second),
-                          (first, run_first)):  # fmt: skip
-            started = time.perf_counter()
-            results[name] = run()
-            times[name].append(time.perf_counter() - started)
-    return times, results
-
-
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--height", type=int, default=3000)
-    parser.add_argument("--width", type=int, default=4000)
-    parser.add_argument("--images", type=int, default=2)
-    parser.add_argument("--objects", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--output", type=Path, default=Path("output/bench_refine_large"))
-    args = parser.parse_args(argv)
-    if min(args.height, args.width) < 500:
-        parser.error("--height and --width must be at least 500 px (objects up to 360 px wide)")
+    args = parse_data_args(argv, __doc__.split("\n")[0], images=2, rounds=1,
+                           output="output/bench_refine_large")  # fmt: skip
     annotations, image_dir, detections, _ = make_data(
         args.output, args.height, args.width, args.images, args.objects)
     run_audit(annotations, image_dir, args.output / "audit", detections=detections)
@@ -126,17 +108,12 @@ def main(argv=None) -> int:
             print(f"error: {case}: the windows' results differ from the whole image's")
             return 1
         print(f"  {case} (equal both ways):")
-        for name, values in times.items():
-            print(f"    {name}: {1000 * statistics.mean(values) / len(ids):.1f} ms an annotation")
-        ratio = statistics.mean(times["whole image"]) / statistics.mean(times["windows"])
-        print(f"    ratio whole image / windows: {ratio:.1f}")
-    started = time.perf_counter()
+        print_times(times, len(ids), indent="    ")
     options = RefineOptions(source=AGREEMENT, max_iou=1.0)
-    refine_file(annotations, image_dir, args.output / "audit", args.output / "refined.json",
-                options=options)  # fmt: skip
-    elapsed = time.perf_counter() - started
-    print(f"refine --source agreement --max-iou 1, every file written: {elapsed:.1f} s,"
-          f" {1000 * elapsed / len(ids):.0f} ms an annotation")
+    print_whole_run("refine --source agreement --max-iou 1",
+                    lambda: refine_file(annotations, image_dir, args.output / "audit",
+                                        args.output / "refined.json", options=options),
+                    len(ids))  # fmt: skip
     return 0
 
 
