@@ -25,13 +25,18 @@ side / 640 and c = 0.25 * sqrt(clean mask area in px):
 so the kernel stays odd and >= 3, and no size exceeds a quarter of the object's size: the cap
 binds on small objects only, which the full sizes would wipe out.
 
+Crowd regions (`iscrowd` 1) are not instances: they are written as they are (never deleted,
+flipped or noised) and left out of N, the counts and `per_instance`; the report counts them
+(`crowd`). Detectron2 drops them from training and COCO evaluation only ignores detections in
+them, so noise there would only blur the statistics of the noise that matters.
+
 Counts: deleted = round_half_up(delete_fraction * N) of the N instances; flipped =
 round_half_up(flip_fraction * N) of the remaining ones (at most all of them). An instance that the
 noise would leave empty keeps its original mask (so the deletion count stays exact) and is counted
 as `kept_original` in the report.
 
-Report: the counts and IoU statistics above, and `per_instance`, one record per input annotation
-in id order, for scoring an annotation audit against the truth:
+Report: the counts and IoU statistics above, and `per_instance`, one record per instance in id
+order, for scoring an annotation audit against the truth:
     {"id": 17, "image_id": 4, "category_id": 2, "action": "flipped", "new_category_id": 3,
      "mask_iou": 0.8123, "kept_original": false}
 action: "kept", "deleted" (absent from the output) or "flipped" (given new_category_id; its mask
@@ -73,7 +78,7 @@ _CHUNK = 64  # instances per task sent to a worker process
 _GEOMETRY_STREAM, _SELECTION_STREAM, _FLIP_STREAM = 0, 1, 2
 
 # Keys the noise does not read: it recomputes bbox and area, and copies the others as they are.
-UNUSED_KEYS = ("file_name", "name", "iscrowd", "area", "bbox")
+UNUSED_KEYS = ("file_name", "name", "area", "bbox")
 
 
 def round_half_up_count(fraction: float, n: int) -> int:
@@ -212,7 +217,8 @@ def add_mask_noise(
     check_noise_input(coco, name)
     images = {image["id"]: (image["height"], image["width"]) for image in coco["images"]}
     category_ids = sorted({category["id"] for category in coco["categories"]})
-    annotations = coco["annotations"]
+    crowd = {ann["id"] for ann in coco["annotations"] if ann.get("iscrowd", 0)}
+    annotations = [ann for ann in coco["annotations"] if ann["id"] not in crowd]
     n = len(annotations)
     flips_skipped = _flips_skipped(params, category_ids, name, require_flips)
 
@@ -230,7 +236,7 @@ def add_mask_noise(
 
     kept = [ann for ann in annotations if ann["id"] not in deleted]
     jobs = [(a["segmentation"], *images[a["image_id"]], a["id"]) for a in kept]
-    noisy_annotations, instance_stats, flips = [], [], {}
+    written, instance_stats, flips = {}, [], {}
     records = {
         ann["id"]: _instance_record(ann, DELETED, None, None, False)
         for ann in annotations
@@ -251,7 +257,7 @@ def add_mask_noise(
             pick = np.random.default_rng([seed, _FLIP_STREAM, ann["id"]]).integers(len(others))
             new["category_id"] = others[int(pick)]
             flips[ann["id"]] = [ann["category_id"], new["category_id"]]
-        noisy_annotations.append(new)
+        written[ann["id"]] = new
         instance_stats.append(stats)
         action = FLIPPED if ann["id"] in flipped else KEPT
         records[ann["id"]] = _instance_record(
@@ -259,8 +265,11 @@ def add_mask_noise(
         )
 
     noisy = dict(coco)
-    noisy["annotations"] = noisy_annotations
+    noisy["annotations"] = [  # the input's order; crowd regions as they are
+        written.get(ann["id"], ann) for ann in coco["annotations"] if ann["id"] not in deleted
+    ]
     report = _report(params, seed, n, sorted(deleted), flips, instance_stats)
+    report["crowd"] = len(crowd)
     report["flips_skipped"] = flips_skipped
     report["per_instance"] = [records[i] for i in ids]
     return noisy, report
@@ -355,8 +364,9 @@ def format_report(report: Dict[str, Any]) -> str:
         iou_text += f"; outline noise on the {apply_to} only"
     skipped = report.get("flips_skipped")
     flipped = f"{report['flipped']} flipped" + (f" (flips skipped: {skipped})" if skipped else "")
+    crowd = f" (and {report['crowd']} crowd regions, as they are)" if report.get("crowd") else ""
     return (
-        f"{report['instances']} instances: {report['deleted']} deleted, {flipped}, "
+        f"{report['instances']} instances{crowd}: {report['deleted']} deleted, {flipped}, "
         f"{report['kept_original']} kept original (noise would empty them); {iou_text}; "
         f"seed {report['seed']}"
     )

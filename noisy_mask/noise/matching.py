@@ -11,7 +11,7 @@ from ..coco.rle import mask_iou
 
 KEPT, DELETED, FLIPPED = "kept", "deleted", "flipped"
 # Keys the matching does not read: masks are compared, boxes and areas are not.
-UNUSED_KEYS = ("iscrowd", "area", "bbox")
+UNUSED_KEYS = ("area", "bbox")
 
 
 class InstanceNoise(NamedTuple):
@@ -32,7 +32,9 @@ def match_noise(
 ) -> List[InstanceNoise]:
     """Pair the instances of the clean and noisy files by annotation id, in clean id order (of the
     images `image_ids`, or all). An annotation absent from the noisy file is DELETED, one with
-    another category_id FLIPPED (its IoU measured all the same), any other KEPT. A noisy
+    another category_id FLIPPED (its IoU measured all the same), any other KEPT. Crowd regions
+    (`iscrowd` 1 in the clean file) are not instances: the noise leaves them as they are, and
+    they are left out here. A noisy
     annotation that is not in the clean file, or that moved to another image, is an error."""
     clean_name = coco_name(clean, "clean annotations")
     noisy_name = coco_name(noisy, "noisy annotations")
@@ -66,7 +68,7 @@ def match_noise_dicts(
     matches = []
     for ann_id in sorted(clean_by_id):
         ann = clean_by_id[ann_id]
-        if ann["image_id"] not in wanted:
+        if ann["image_id"] not in wanted or ann.get("iscrowd", 0):
             continue
         new = noisy_by_id.get(ann_id)
         if new is None:

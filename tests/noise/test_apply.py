@@ -20,7 +20,13 @@ from samples import (
 )
 
 from noisy_mask.coco.io import AnnotationError
-from noisy_mask.noise.apply import add_mask_noise, noise_file, report_path, round_half_up_count
+from noisy_mask.noise.apply import (
+    add_mask_noise,
+    format_report,
+    noise_file,
+    report_path,
+    round_half_up_count,
+)
 from noisy_mask.noise.cli import EXIT_BAD_INPUT, main
 from noisy_mask.noise.params import PRESETS, NoiseParams, make_params
 
@@ -150,6 +156,29 @@ def test_deletion_removes_the_rounded_fraction():
     assert kept_ids == [i for i in all_ids if i not in report["deleted_ids"]]
     assert set(report["deleted_ids"]) <= set(all_ids)
     assert noisy["images"] == coco["images"] and noisy["categories"] == coco["categories"]
+
+
+def test_crowd_regions_are_written_as_they_are_and_not_counted():
+    coco = shapes_coco(num_images=5, per_image=5)  # 25 annotations, 3 of them made crowd regions
+    crowd_ids = [a["id"] for a in coco["annotations"][::10]]
+    for ann in coco["annotations"][::10]:
+        ann["iscrowd"] = 1
+    params = NoiseParams(delete_fraction=0.1, flip_fraction=0.2, kernel=5, jitter_sigma=2.0)
+    noisy, report = add_mask_noise(coco, params, seed=0)
+    # N = 22 instances: round_half_up(2.2) = 2 deleted, round_half_up(4.4) = 4 flipped
+    assert (report["instances"], report["crowd"], report["deleted"], report["flipped"]) == (
+        22, 3, 2, 4)
+    assert report["mask_iou"]["count"] == 20
+    assert not set(crowd_ids) & {r["id"] for r in report["per_instance"]}
+    clean = {a["id"]: a for a in coco["annotations"]}
+    written = [a["id"] for a in noisy["annotations"]]
+    assert written == [a["id"] for a in coco["annotations"] if a["id"] not in report["deleted_ids"]]
+    assert all(noisy["annotations"][written.index(i)] == clean[i] for i in crowd_ids)
+    assert format_report(report).startswith(
+        "22 instances (and 3 crowd regions, as they are): 2 deleted, 4 flipped, ")
+    # everything deleted: only the crowd regions are left
+    noisy, report = add_mask_noise(coco, NoiseParams(delete_fraction=1.0), seed=0)
+    assert [a["id"] for a in noisy["annotations"]] == crowd_ids and report["deleted"] == 22
 
 
 def test_flips_change_the_rounded_fraction_to_another_category():

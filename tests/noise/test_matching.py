@@ -1,5 +1,6 @@
 """Pairing a noisy COCO file with its clean one: hand-made pairs, a pair made by noise_file (the
-same counts and IoUs as its report), bad pairs, and the choice of images to draw."""
+same counts and IoUs as its report), crowd regions left out, bad pairs, and the choice of images
+to draw."""
 
 import numpy as np
 import pytest
@@ -24,6 +25,17 @@ def test_match_noise_hand_made():
     assert matches[0].iou == pytest.approx(0.6, abs=1e-12)
     assert matches[1].iou is None and matches[1].new_category_id is None
     assert matches[2].iou == 1.0 and (matches[2].category_id, matches[2].new_category_id) == (2, 1)
+
+
+def test_crowd_regions_are_not_matched():
+    # a crowd region in both files (as the noise writes it) is not an instance of the noise
+    clean, noisy = hand_made_noise()
+    crowd = {"id": 7, "image_id": 1, "category_id": 1, "iscrowd": 1,
+             "segmentation": {"size": [64, 64], "counts": [0, 64 * 8, 64 * 56]}}  # fmt: skip
+    clean["annotations"].append(crowd)
+    noisy["annotations"].append(dict(crowd))
+    assert [(m.ann_id, m.status) for m in match_noise(clean, noisy)] == [
+        (1, KEPT), (2, DELETED), (3, FLIPPED)]  # fmt: skip
 
 
 def test_match_noise_rejects_a_foreign_annotation(tmp_path):
