@@ -14,8 +14,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 Rle = Dict[str, Any]  # pycocotools' {"size": [height, width], "counts": bytes}
-Window = Tuple[int, int, int, int]  # (top, left, bottom, right) px of an image, bottom and right
-# exclusive
+# (top, left, bottom, right) px of an image, bottom and right exclusive
+Window = Tuple[int, int, int, int]
 
 # pycocotools writes a 32-bit run (a signed 33-bit difference) in at most 7 five-bit characters
 _MAX_CHARS_PER_RUN = 7

@@ -34,8 +34,8 @@ def match_noise(
     images `image_ids`, or all). An annotation absent from the noisy file is DELETED, one with
     another category_id FLIPPED (its IoU measured all the same), any other KEPT. Crowd regions
     (`iscrowd` 1 in the clean file) are not instances: the noise leaves them as they are, and
-    they are left out here. A noisy
-    annotation that is not in the clean file, or that moved to another image, is an error."""
+    they are left out here. A noisy annotation that is not in the clean file, or that moved to
+    another image, is an error."""
     clean_name = coco_name(clean, "clean annotations")
     noisy_name = coco_name(noisy, "noisy annotations")
     clean = read_coco(clean, clean_name, UNUSED_KEYS)

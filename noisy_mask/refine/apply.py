@@ -31,7 +31,15 @@ from typing import Any, Dict, List, Mapping, Optional
 from pycocotools import mask as mask_utils
 
 from ..coco.io import coco_name, read_coco
-from ..coco.rle import Rle, decode_window, mask_iou, to_rle, window_around, window_runs
+from ..coco.rle import (
+    Rle,
+    decode_window,
+    encode_window,
+    mask_iou,
+    to_rle,
+    window_around,
+    window_runs,
+)
 from ..noise.models import mask_to_polygons
 from ..utils.atomic import write_json_atomic
 from ..utils.text import plural
@@ -112,10 +120,9 @@ def segmentation_like(original: Any, rle: Rle) -> Any:
     if isinstance(original, list):
         outlines = mask_to_polygons(mask) if mask.size else []
         return [(p + [left, top]).reshape(-1).tolist() for p in outlines]
-    counts = window_runs(mask, top, left, height, width)
     if isinstance(original.get("counts"), list):
-        return {"size": [height, width], "counts": counts}
-    encoded = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+        return {"size": [height, width], "counts": window_runs(mask, top, left, height, width)}
+    encoded = encode_window(mask, top, left, height, width)
     return {"size": [height, width], "counts": encoded["counts"].decode("ascii")}
 
 

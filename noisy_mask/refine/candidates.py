@@ -8,7 +8,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..coco.io import AnnotationError, read_image
-from ..coco.rle import Rle, area, decode_window, encode_window, window_around
+from ..audit.scores import AnnotationScore
+from ..coco.rle import Rle, Window, area, decode_window, encode_window, window_around
 from . import in_reach
 from .audited import AuditedFile
 from .choose import AGREEMENT, GRABCUT, PREDICTION
@@ -58,7 +59,14 @@ def candidate_masks(
     return out
 
 
-def _window_masks(audited: AuditedFile, score, pixels, window, sources, band_ratio: float):
+def _window_masks(
+    audited: AuditedFile,
+    score: AnnotationScore,
+    pixels: Optional[np.ndarray],
+    window: Window,
+    sources: Sequence[str],
+    band_ratio: float,
+) -> Dict[str, Optional[Rle]]:
     """GrabCut's and the vote's masks (those of `sources`) of one matched annotation, made on
     `window` of the image and placed in the whole image as RLEs."""
     height, width = (int(v) for v in score.ann_rle["size"])
