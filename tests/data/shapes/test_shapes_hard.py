@@ -1,8 +1,6 @@
-"""The shapes dataset's variants: plain output unchanged; the hard variant's exact masks, touching
-and low-contrast shapes, edges that are no outlines; the variant in the manifest and the CLI."""
+"""The hard variant: exact masks under textures, touching and low-contrast shapes, and edges that
+are no outlines, compared with the plain variant's."""
 
-import hashlib
-import json
 from pathlib import Path
 from typing import List, Tuple
 
@@ -16,7 +14,8 @@ from shapely.geometry import Polygon
 from shapely.ops import unary_union
 
 from noisy_mask.data import generate_shapes_dataset
-from noisy_mask.data import shapes
+from noisy_mask.data.shapes.hard import sample_hard_scene
+from noisy_mask.data.shapes.writing import image_rng
 
 SIZE = 192
 NUM_TRAIN = 12
@@ -73,22 +72,6 @@ def strong_gradient(image: np.ndarray) -> np.ndarray:
     return np.hypot(gx, gy) >= STRONG_GRADIENT
 
 
-def dataset_digest(root: Path) -> str:
-    """sha256 of the annotation files' bytes and of every PNG's decoded pixels, by path.
-
-    Pixels rather than PNG bytes, so that a new zlib or libpng does not fail the test.
-    """
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        name = path.relative_to(root).as_posix()
-        if path.suffix == ".json" and name.startswith("annotations/"):
-            digest.update(name.encode() + b"\0" + path.read_bytes())
-        elif path.suffix == ".png":
-            pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            digest.update(name.encode() + b"\0" + repr(pixels.shape).encode() + pixels.tobytes())
-    return digest.hexdigest()
-
-
 @pytest.fixture(scope="module")
 def hard(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hard")
@@ -101,17 +84,6 @@ def plain(tmp_path_factory):
     return generate_shapes_dataset(folder, NUM_TRAIN, 2, SIZE, seed=0)
 
 
-def test_plain_output_is_what_it_was_before_variants(tmp_path):
-    # The expected digest was computed with dataset_digest on the dataset below, made by
-    # noisy_mask/data/shapes.py as of commit 7a9ad41 (before variants existed).
-    paths = generate_shapes_dataset(tmp_path, num_train=4, num_val=2, image_size=192, seed=3)
-    assert dataset_digest(tmp_path) == (
-        "08f2c58266dd4c1c03affbead3f4956b182fea4f11f9a8c17bb94872eb28961f"
-    )
-    assert "variant" not in json.loads(Path(paths["train_json"]).read_text())["info"]
-    assert json.loads(Path(paths["manifest"]).read_text())["params"]["variant"] == "plain"
-
-
 def test_hard_masks_are_exactly_the_painted_textures(hard):
     # The image of the hard variant is its background with each shape's texture painted through
     # its mask. Rebuild it from the layers the generator returns and the masks pycocotools
@@ -119,8 +91,8 @@ def test_hard_masks_are_exactly_the_painted_textures(hard):
     # every pixel of the 1 px band around each outline (the same noise is in both, and fills
     # are 6 or more from the background), so masks shifted by one pixel must fail to rebuild it.
     for image_id, image, masks, annotations in split_scenes(hard):
-        redrawn, instances, background, drawn = shapes.sample_hard_scene(
-            shapes.image_rng(0, "train", image_id), SIZE
+        redrawn, instances, background, drawn = sample_hard_scene(
+            image_rng(0, "train", image_id), SIZE
         )
         assert np.array_equal(redrawn, image) and len(drawn) == len(masks)
         assert [ann["segmentation"] for ann in annotations] == [
@@ -236,54 +208,3 @@ def test_hard_has_strong_edges_inside_shapes_and_in_the_background(hard, plain):
     # measured: 17% inside, 58% outside (16% and 52% over 100 images)
     assert inside >= 0.1 * strong and outside >= 0.3 * strong
     assert inside + outside >= 0.5 * strong  # edges are outlines for at most half of them
-
-
-def test_variant_is_recorded_and_another_variant_remakes(tmp_path):
-    def contents():
-        files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
-        return {p.relative_to(tmp_path).as_posix(): p.read_bytes() for p in files}
-
-    def times():
-        return {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
-
-    paths = generate_shapes_dataset(tmp_path, num_train=3, num_val=1, seed=2)
-    plain = contents()
-    pngs = [name for name in plain if name.endswith(".png")]
-    assert len(pngs) == 4
-
-    assert generate_shapes_dataset(tmp_path, 3, 1, seed=2, variant="hard") == paths
-    assert json.loads(Path(paths["manifest"]).read_text())["params"]["variant"] == "hard"
-    assert json.loads(Path(paths["val_json"]).read_text())["info"]["variant"] == "hard"
-    hard = contents()
-    assert list(hard) == list(plain) and all(hard[name] != plain[name] for name in pngs)
-
-    # the same variant again: complete, nothing written
-    before = times()
-    generate_shapes_dataset(tmp_path, 3, 1, seed=2, variant="hard")
-    assert times() == before
-
-    # deterministic: another folder, the same bytes
-    again = generate_shapes_dataset(tmp_path / "again", 3, 1, seed=2, variant="hard")
-    for name in pngs + ["annotations/instances_train.json"]:
-        assert (Path(again["root"]) / name).read_bytes() == hard[name], name
-
-    # back to plain: the plain bytes again
-    generate_shapes_dataset(tmp_path, num_train=3, num_val=1, seed=2)
-    assert all((tmp_path / name).read_bytes() == plain[name] for name in plain)
-
-    with pytest.raises(ValueError, match="plain, hard"):
-        generate_shapes_dataset(tmp_path / "bad", variant="cluttered")
-    assert not (tmp_path / "bad").exists()
-
-
-def test_command_line_variant(tmp_path, capsys):
-    out = tmp_path / "cli"
-    argv = ["--output", str(out), "--num-train", "2", "--num-val", "1", "--image-size", "96"]
-    assert shapes.main(argv + ["--variant", "hard"]) == 0
-    printed = dict(line.split(": ", 1) for line in capsys.readouterr().out.strip().splitlines())
-    assert printed["val_json"] == str(out / "annotations" / "instances_val.json")
-    manifest = json.loads((out / shapes.MANIFEST_NAME).read_text())
-    assert manifest["params"]["variant"] == "hard" and manifest["params"]["image_size"] == 96
-    with pytest.raises(SystemExit):
-        shapes.main(argv + ["--variant", "cluttered"])
-    assert "invalid choice" in capsys.readouterr().err

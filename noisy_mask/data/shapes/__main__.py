@@ -1,0 +1,4 @@
+import sys
+from ...commands.make_shapes import main
+
+sys.exit(main())
