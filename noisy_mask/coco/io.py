@@ -8,7 +8,9 @@ from typing import Any, Collection, Dict, Mapping, Optional, Union
 import cv2
 import numpy as np
 
-from .checks import FATAL, PathArg, check_segmentation, coco_problems, problem_location
+from .annotation_checks import check_segmentation
+from .checks import PathArg, coco_problems
+from .problems import FATAL, problem_location
 from .rle import Rle, to_rle
 from .values import parse_json
 

@@ -23,8 +23,8 @@ _MAX_CHARS_PER_RUN = 7
 
 def to_rle(segmentation: Any, height: int, width: int) -> Rle:
     """pycocotools RLE of a well-formed COCO segmentation (one without a fatal problem, see
-    `coco.checks.check_segmentation`) of a height x width image: the union of a list of polygons
-    (each of at least 3 points), or an RLE with string or list counts."""
+    `coco.annotation_checks.check_segmentation`) of a height x width image: the union of a list of
+    polygons (each of at least 3 points), or an RLE with string or list counts."""
     if isinstance(segmentation, list):
         return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
     if isinstance(segmentation["counts"], list):
