@@ -1,5 +1,5 @@
 # make test: set up .venv if needed, then run the tests.
-# make demo: set up .venv if needed, then run the noisy-mask experiment on the built-in dataset.
+# make demo: set up .venv if needed, then run the demo experiment on the built-in dataset.
 PYTHON ?= python3
 VENV := .venv
 READY := $(VENV)/.noisy-mask-ready
@@ -19,12 +19,12 @@ test-fast: $(READY)
 	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 demo: $(READY)
-	$(VENV)/bin/python -m noisy_mask.experiment --output $(DEMO_OUTPUT)
+	$(VENV)/bin/python -m noisy_mask demo --output $(DEMO_OUTPUT)
 
 # Reuses the full demo's pretrained detector when `make demo` has made it.
 DEMO_DETECTOR := $(DEMO_OUTPUT)/pretrain/model_final.pth
 demo-quick: $(READY)
-	$(VENV)/bin/python -m noisy_mask.experiment --output $(DEMO_OUTPUT)-quick --quick \
+	$(VENV)/bin/python -m noisy_mask demo --output $(DEMO_OUTPUT)-quick --quick \
 		$(if $(wildcard $(DEMO_DETECTOR)),--pretrained $(DEMO_DETECTOR))
 
 clean:

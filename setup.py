@@ -41,4 +41,6 @@ setup(
         "shapely>=2.0",
     ],
     extras_require={"test": ["pytest>=7", "selenium"]},
+    # Every command behind one door: `noisy-mask COMMAND` (noisy_mask.commands).
+    entry_points={"console_scripts": ["noisy-mask = noisy_mask.commands:main"]},
 )

@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""Train and evaluate Mask R-CNN with noisy_mask's head: `python -m noisy_mask.train_net`."""
-from noisy_mask.train_net import cli
+"""`noisy-mask train_net` in a checkout: `python train_net.py --config-file ... [--num-gpus N]`."""
+import sys
+
+from noisy_mask.commands.train_net import main
 
 if __name__ == "__main__":
-    cli()
+    sys.exit(main())

@@ -30,7 +30,7 @@ import torch
 
 from noisy_mask.audit.run import PREDICTIONS_FILE, run_audit
 from noisy_mask.data.shapes import generate_shapes_dataset
-from noisy_mask.experiments.runner import SHAPES_CONFIG
+from noisy_mask.engine.launcher import SHAPES_CONFIG
 
 GOAL = 1.25
 

@@ -1,42 +1,8 @@
-"""`python -m noisy_mask.train_net`: detectron2's `tools/train_net.py` with noisy_mask's head.
+"""`python -m noisy_mask.train_net`: the train_net command (`noisy_mask.commands.train_net`)."""
 
-    python -m noisy_mask.train_net --config-file CONFIG.yaml [--num-gpus N] [--resume] [KEY VAL ...]
-    python -m noisy_mask.train_net --config-file CONFIG.py [--num-gpus N] [--resume] [key=val ...]
+import sys
 
-Same flags as detectron2's `tools/train_net.py`, plus `--register-coco NAME JSON IMAGE_DIR`. A
-`.py` config is a LazyConfig, trained as by detectron2's `tools/lazyconfig_train_net.py`
-(`noisy_mask.engine.lazy`); any other is a YAML config (`noisy_mask.engine.trainer`). Either
-way a run (training or `--eval-only`) holds its output folder while it lives: a second run into
-the same `OUTPUT_DIR` (`train.output_dir`) is refused (`noisy_mask.engine.lock`).
-"""
-
-from pathlib import Path
-from typing import Optional, Sequence
-
-from detectron2.engine import launch
-
-from .engine import lazy, trainer
-
-
-def main(args):
-    """Train or evaluate in this process (launch starts one per GPU, or CPU process)."""
-    if Path(args.config_file).suffix == ".py":
-        return lazy.main(args)
-    return trainer.main(args)
-
-
-def cli(argv: Optional[Sequence[str]] = None):
-    args = trainer.argument_parser().parse_args(argv)
-    print("Command Line Args:", args)
-    return launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
-
+from .commands.train_net import main
 
 if __name__ == "__main__":
-    cli()
+    sys.exit(main())

@@ -76,21 +76,6 @@ def shapes_runs(noisy_shapes):
     return {"gt": gt, "bce": bce, "dice": run("dice", dice, 64.5)}
 
 
-@pytest.fixture(scope="session")
-def help_modules():
-    """The modules the --help of each command loads beyond `import noisy_mask`, by command."""
-    from samples import modules_loaded_by_help
-
-    return modules_loaded_by_help(
-        {
-            "noisy_mask.validate": [],
-            "noisy_mask.noise": [],
-            "noisy_mask.plot": [],
-            "noisy_mask.visualize": ["predictions"],
-        }
-    )
-
-
 @pytest.fixture
 def plot_run_dirs(tmp_path):
     """Two run folders to plot: "bce" (the exact square, AP 100) and "dice" (shifted 4 px, AP 40),

@@ -423,7 +423,7 @@ def png_pixels(path: Path) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# What a command or a module imports.
+# What a module imports.
 
 
 def _python(code: str) -> subprocess.Popen:
@@ -440,31 +440,6 @@ def _printed_modules(process: subprocess.Popen) -> Set[str]:
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
     return set(json.loads(out.strip().splitlines()[-1]))
-
-
-_HELP = """
-import contextlib, io, json, runpy, sys
-import noisy_mask
-before = set(sys.modules)
-sys.argv = [{command!r}, *{args!r}, "--help"]
-with contextlib.redirect_stdout(io.StringIO()):
-    try:
-        runpy.run_module({command!r}, run_name="__main__", alter_sys=True)
-    except SystemExit:
-        pass
-print(json.dumps(sorted(set(sys.modules) - before)))
-"""
-
-
-def modules_loaded_by_help(commands: Dict[str, Sequence[str]]) -> Dict[str, Set[str]]:
-    """For each COMMAND: ARGS, the modules `python -m COMMAND *ARGS --help` loads beyond what
-    `import noisy_mask` does (the command module itself runs as __main__, not among them). The
-    commands run side by side, each in its own interpreter."""
-    started = {
-        command: _python(_HELP.format(command=command, args=list(args)))
-        for command, args in commands.items()
-    }
-    return {command: _printed_modules(process) for command, process in started.items()}
 
 
 def modules_loaded_by_import(module: str) -> Set[str]:

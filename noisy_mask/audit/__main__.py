@@ -1,7 +1,7 @@
-"""`python -m noisy_mask.audit`: see `noisy_mask.audit.cli`."""
+"""`python -m noisy_mask.audit`: the audit command (`noisy_mask.commands.audit`)."""
 
 import sys
 
-from .cli import main
+from ..commands.audit import main
 
 sys.exit(main())

@@ -6,7 +6,7 @@ box (`ImageModel`, `fold_class_probabilities`), the audit's class scores when it
 A model audits its own training data badly: it has learned the noise, so it agrees with the bad
 annotations. Cross-fitting splits the images into K folds (a seeded shuffle of the image ids,
 fold = position mod K), trains one model per fold on the other K - 1 folds with `train_net`
-(`experiments.runner.run_train_net`, the runs side by side) and predicts the held-out fold with
+(`engine.launcher.run_train_net`, the runs side by side) and predicts the held-out fold with
 it (train_net's own evaluation on that fold writes the results file): every image is predicted
 by the one model that never saw it.
 """
@@ -22,8 +22,8 @@ import numpy as np
 
 from ..coco.io import read_image
 from ..data.shapes import SHAPE_CLASSES
-from ..experiments.runner import DEFAULT_JOBS, Schedule, file_digest, run_in_parallel
-from ..experiments.runner import run_train_net
+from ..engine.launcher import DEFAULT_JOBS, Schedule, file_digest, run_in_parallel
+from ..engine.launcher import run_train_net
 from ..utils.atomic import write_json_atomic
 from ..utils.run_folders import DETECTIONS_FILE, find_run_file
 
@@ -302,7 +302,7 @@ def cross_fit(
 
     Runs go to OUTPUT_DIR/folds/fold<k>/run; a fold whose fold.json (its images, the config, the
     overrides and the annotations' sha256) is unchanged is not trained again once finished, and
-    resumes when interrupted. `max_iter` sets the schedule (`experiments.runner.Schedule`);
+    resumes when interrupted. `max_iter` sets the schedule (`engine.launcher.Schedule`);
     `opts` are KEY VALUE overrides of every run, after the audit's own.
     """
     assignment = fold_assignment([image["id"] for image in gt["images"]], folds, seed)

@@ -79,7 +79,7 @@ def run_audit(
             )
             source = describe_source(weights=os.fspath(weights), config=os.fspath(config))
         else:
-            from ..experiments.runner import DEFAULT_JOBS
+            from ..engine.launcher import DEFAULT_JOBS
 
             results, fold_records = predict.cross_fit(
                 gt, annotations, image_dir, output_dir, folds, config, max_iter, opts, seed,
@@ -128,7 +128,7 @@ def own_detections(
 def _config(gt, annotations, image_dir, output_dir: Path, config, for_weights: bool) -> Path:
     """The config given; else the built-in shapes config for the built-in data, else (cross-
     fitting only) a CPU config sized from the data, written to OUTPUT_DIR/config.yaml."""
-    from ..experiments.runner import SHAPES_CONFIG
+    from ..engine.launcher import SHAPES_CONFIG
     from .predict import is_builtin_shapes
 
     if config is not None:
@@ -137,7 +137,7 @@ def _config(gt, annotations, image_dir, output_dir: Path, config, for_weights: b
         return SHAPES_CONFIG
     if for_weights:
         raise ValueError("--weights needs the --config the weights were trained with")
-    from ..experiments.dataset_config import write_dataset_config
+    from ..engine.dataset_config import write_dataset_config
 
     return write_dataset_config(os.fspath(annotations), os.fspath(image_dir),
                                 output_dir / "config.yaml")  # fmt: skip

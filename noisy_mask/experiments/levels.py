@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
-from .runner import Schedule
+from ..engine.launcher import Schedule
 
 NOISE_LEVELS = ("clean", "easy", "mid", "hard")
 # `mid` split in two, to tell what a mask loss can win back from what it cannot:

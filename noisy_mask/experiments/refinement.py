@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence
 from ..refine import MAX_IOU
 from ..utils.atomic import write_json_atomic
 from .levels import Splits, level_data, refine_folder, refined_json
-from .runner import Schedule
+from ..engine.launcher import Schedule
 
 AUDIT_DIR = "audit"
 REFERENCE_FILE = "reference.json"

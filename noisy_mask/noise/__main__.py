@@ -1,7 +1,7 @@
-"""`python -m noisy_mask.noise`: see `noisy_mask.noise.cli`."""
+"""`python -m noisy_mask.noise`: the noise command (`noisy_mask.commands.noise`)."""
 
 import sys
 
-from .cli import main
+from ..commands.noise import main
 
 sys.exit(main())

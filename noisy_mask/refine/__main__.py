@@ -1,7 +1,7 @@
-"""`python -m noisy_mask.refine`: see `noisy_mask.refine.cli`."""
+"""`python -m noisy_mask.refine`: the refine command (`noisy_mask.commands.refine`)."""
 
 import sys
 
-from .cli import main
+from ..commands.refine import main
 
 sys.exit(main())

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from noisy_mask.audit.cli import main
-from noisy_mask.experiments.runner import run_train_net
+from noisy_mask.commands.audit import main
+from noisy_mask.engine.launcher import run_train_net
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +86,7 @@ def test_image_model_is_default_predictor_and_reads_classes_as_detectron2_scores
 
     from noisy_mask.audit.predict import ImageModel, annotation_boxes, predictor_config
     from noisy_mask.coco.io import read_image
-    from noisy_mask.experiments.runner import SHAPES_CONFIG
+    from noisy_mask.engine.launcher import SHAPES_CONFIG
 
     gt = json.loads(Path(shapes["val_json"]).read_text())
     opts = [*SMALL, "INPUT.MIN_SIZE_TEST", "128"]

@@ -8,7 +8,7 @@ import pytest
 from noisy_mask.data import generate_shapes_dataset
 from noisy_mask.experiments import refinement
 from noisy_mask.experiments.levels import Splits, base_level, level_data, refined_json
-from noisy_mask.robustness import build_parser, refine_arm
+from noisy_mask.commands.robustness import build_parser, refine_arm
 
 
 def test_reference_is_the_clean_annotations_of_the_first_images(tmp_path):

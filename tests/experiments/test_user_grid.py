@@ -29,7 +29,7 @@ def one_category_rle_copy(paths, out_dir):
 
 @pytest.mark.slow
 def test_grid_on_a_one_category_rle_dataset_writes_a_verdict_and_resumes(tmp_path, capsys):
-    from noisy_mask.robustness import main
+    from noisy_mask.commands.robustness import main
 
     paths = generate_shapes_dataset(tmp_path / "shapes", num_train=6, num_val=3, seed=4)
     files = one_category_rle_copy(paths, tmp_path)
@@ -102,7 +102,7 @@ def test_refinement_arm_audits_refines_and_trains_on_the_copy(tmp_path, capsys):
     """--refine on a one-category RLE dataset with a 2-image reference: the noisy level is audited
     by 2 cross-fitted folds, refined, and bce trained on the copy as mid_refined; scored against
     the as_is annotations; a second call trains nothing."""
-    from noisy_mask.robustness import main
+    from noisy_mask.commands.robustness import main
 
     paths = generate_shapes_dataset(tmp_path / "shapes", num_train=6, num_val=3, seed=4)
     files = one_category_rle_copy(paths, tmp_path)

@@ -1,6 +1,6 @@
 """Write a copy of a COCO instances file with seeded, reproducible mask noise:
 
-    python -m noisy_mask.noise --input IN.json --output OUT.json --preset mid --seed 0
+    noisy-mask noise --input IN.json --output OUT.json --preset mid --seed 0
 
 writes OUT.json and OUT.noise_report.json (see `noise.apply`: the counts, the mask IoU and what was
 done to each instance), prints a one-line summary, and exits with status 2 on bad input, with
@@ -12,16 +12,17 @@ import os
 import sys
 from typing import Iterable, Optional
 
-from .params import APPLY_TO, PRESETS
+from ..noise.apply import format_report, noise_file
+from ..noise.params import APPLY_TO, PRESETS
+from . import COMMANDS, prog
 
 EXIT_BAD_INPUT = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m noisy_mask.noise",
-        description="Write a copy of a COCO instances file with seeded, reproducible mask noise, "
-        "and OUT.noise_report.json next to it.",
+        prog=prog("noise"),
+        description=COMMANDS["noise"] + " OUT.noise_report.json is written next to it.",
         epilog="Sizes are for a 640 px image. Per instance, with s = longer image side / 640 and "
         "c = 0.25 * sqrt(mask area): tolerance and sigma become min(max(size * s, 0.5), c); the "
         "kernel radius becomes min(max(1, round((k * s - 1) / 2)), max(1, floor(c))), so the "
@@ -66,7 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Iterable[str]] = None) -> int:
     args = build_parser().parse_args(None if argv is None else list(argv))
-    from .apply import format_report, noise_file  # cv2 and pycocotools: not needed for --help
 
     overrides = {
         "simplify_tolerance": args.simplify_tolerance,
@@ -91,7 +91,3 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
         return EXIT_BAD_INPUT
     print(f"{format_report(report)} -> {args.output}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,11 +5,11 @@ import runpy
 import sys
 
 import pytest
-from samples import heavy, png_size
+from samples import png_size
 
-from noisy_mask.plot import main
+from noisy_mask.commands.plot import main
 from noisy_mask.utils.run_folders import default_labels
-from noisy_mask.viz.plot import LOSS_FILE, PR_FILE, plot_pr_curves
+from noisy_mask.viz.curves import LOSS_FILE, PR_FILE, plot_pr_curves
 
 
 def test_command_writes_both_figures_deterministically(plot_run_dirs, tmp_path):
@@ -81,10 +81,3 @@ def test_module_exits_non_zero_on_a_missing_run(tmp_path, monkeypatch, capsys):
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert "absent" in err and "does not exist" in err
-
-
-def test_help_imports_neither_torch_nor_detectron2_nor_the_plots(help_modules):
-    # Beyond `import noisy_mask`: the plots (matplotlib) come after parsing.
-    loaded = help_modules["noisy_mask.plot"]
-    assert not heavy(loaded)
-    assert not {m for m in loaded if m.startswith(("noisy_mask", "matplotlib"))}

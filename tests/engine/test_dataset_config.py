@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from noisy_mask.experiments.dataset_config import dataset_config_values, write_dataset_config
+from noisy_mask.engine.dataset_config import dataset_config_values, write_dataset_config
 
 
 def write_dataset(tmp_path, per_image, rle=True, sizes=((200, 300), (200, 300))):

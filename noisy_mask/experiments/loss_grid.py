@@ -30,8 +30,8 @@ from .levels import AS_IS, NOISE_LEVELS, REFERENCE_LEVELS, REFINED, Splits, buil
 from .levels import level_data, refined_json
 from .refinement import RefineArm, check_refined_copies, refine_level, refinement_records
 from .refinement import refinement_table
-from .runner import Schedule, evaluated_elsewhere, pretrain_detector, run_in_parallel
-from .runner import train_and_evaluate
+from ..engine.launcher import Schedule, evaluated_elsewhere, pretrain_detector, run_in_parallel
+from ..engine.launcher import train_and_evaluate
 from .stats import best_loss, markdown, refinement_goals, summarize, verdict
 from .split_half import run_half_aps, spread_lines, spread_sources
 

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from samples import ROOT, SQUARE, coco_of, heavy, shapes_coco, write_json
+from samples import ROOT, SQUARE, coco_of, shapes_coco, write_json
 
-from noisy_mask.noise.cli import main
+from noisy_mask.commands.noise import main
 
 
 def test_not_json_and_overwriting_the_input_are_refused(tmp_path, capsys):
@@ -71,16 +71,3 @@ def test_module_entry_point_exit_code(tmp_path):
         "a polygon needs at least 3"
     )
     assert sorted(os.listdir(tmp_path)) == ["in.json"]
-
-
-def test_help_imports_neither_torch_nor_detectron2_nor_the_noise(help_modules):
-    # Beyond `import noisy_mask`: the options and presets; the noise itself comes after parsing.
-    loaded = help_modules["noisy_mask.noise"]
-    assert not heavy(loaded)
-    assert {m for m in loaded if m.startswith("noisy_mask")} <= {
-        "noisy_mask.noise",
-        "noisy_mask.noise.cli",
-        "noisy_mask.noise.params",
-        "noisy_mask.coco",
-        "noisy_mask.coco.values",
-    }

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from noisy_mask.experiments.loss_variants import (
+from noisy_mask.experiments.variants import (
     VARIANTS,
     annotation_box_fill,
     evaluate_at_thresholds,
@@ -12,8 +12,8 @@ from noisy_mask.experiments.loss_variants import (
     run_variants,
     with_references,
 )
-from noisy_mask.experiments.robustness import StartingPoint
-from noisy_mask.experiments.runner import Schedule
+from noisy_mask.experiments.loss_grid import StartingPoint
+from noisy_mask.engine.launcher import Schedule
 from noisy_mask.utils.run_folders import DETECTIONS_FILE, EVAL_RESULTS_FILE
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 from samples import SIDE, coco_dict, square, square_annotation, square_result
 
-from noisy_mask.audit.cli import main as audit_main
+from noisy_mask.commands.audit import main as audit_main
 
 SIZE = 64
 CATEGORIES = ((1, "circle"), (2, "star"))

@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 from refine_cases import CATEGORIES, hand_case, write_case
-from samples import ROOT, heavy, modules_loaded_by_help, modules_loaded_by_import, polygons_mask
+from samples import ROOT, heavy, modules_loaded_by_import, polygons_mask
 from samples import coco_dict, rle, square, square_annotation, square_result, uncompressed_rle
 
 from noisy_mask.coco.io import AnnotationError
 from noisy_mask.refine.apply import RefineOptions, refine_file, sign_test
-from noisy_mask.refine.cli import main
+from noisy_mask.commands.refine import main
 
 # The images show each square where it is annotated (1, 3) or where the star is predicted.
 OBJECTS = {1: [(10, 10), (40, 40)], 2: [(40, 10), (10, 40)]}
@@ -272,11 +272,5 @@ def test_the_input_is_never_the_output(case):
         refine_file(case["gt"], case["images"], case["audit"], case["out"].parent / "no" / "o.json")
 
 
-def test_help_and_the_choice_import_neither_torch_nor_detectron2():
-    loaded = modules_loaded_by_help({"noisy_mask.refine": []})["noisy_mask.refine"]
-    assert not heavy(loaded)
-    assert {m for m in loaded if m.startswith("noisy_mask")} <= {
-        "noisy_mask.refine",
-        "noisy_mask.refine.cli",
-    }
+def test_the_refinement_imports_neither_torch_nor_detectron2():
     assert not heavy(modules_loaded_by_import("noisy_mask.refine.apply"))

@@ -14,8 +14,8 @@ from typing import Dict, List, Optional, Sequence
 
 from ..utils.atomic import write_text_atomic
 from .levels import mean_noise_iou, prepare_data
-from .robustness import FINETUNE_CONFIG, StartingPoint, run_grid
-from .runner import Schedule
+from .loss_grid import FINETUNE_CONFIG, StartingPoint, run_grid
+from ..engine.launcher import Schedule
 from .stats import markdown, summarize
 
 # bce and the original experiment's two losses, and the best loss of the built-in grid

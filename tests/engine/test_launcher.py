@@ -1,11 +1,11 @@
 import threading
 import time
 
-from noisy_mask.experiments import runner
+from noisy_mask.engine import launcher
 
 
 def test_last_task_waits_for_the_others_and_gets_every_core(monkeypatch):
-    monkeypatch.setattr(runner.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(launcher.os, "cpu_count", lambda: 4)
     lock = threading.Lock()
     running, events = [0], []
 
@@ -21,7 +21,7 @@ def test_last_task_waits_for_the_others_and_gets_every_core(monkeypatch):
 
     tasks = [lambda threads, n=n, s=s: task(n, s, threads)
              for n, s in [("a", 0.05), ("b", 0.3), ("c", 0.05), ("d", 0.05), ("e", 0.05)]]
-    assert runner.run_in_parallel(tasks, jobs=2) == ["a", "b", "c", "d", "e"]
+    assert launcher.run_in_parallel(tasks, jobs=2) == ["a", "b", "c", "d", "e"]
     starts = {e[0]: e for e in events if e[1] == "start"}
     # Two side by side on 2 of the 4 cores each, never more than two at once.
     assert [starts[n][2] for n in "abcd"] == [2, 2, 2, 2]
@@ -32,11 +32,11 @@ def test_last_task_waits_for_the_others_and_gets_every_core(monkeypatch):
 
 
 def test_fewer_tasks_than_jobs_share_the_cores(monkeypatch):
-    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
-    seen = runner.run_in_parallel([lambda threads: threads] * 3, jobs=4)
+    monkeypatch.setattr(launcher.os, "cpu_count", lambda: 2)
+    seen = launcher.run_in_parallel([lambda threads: threads] * 3, jobs=4)
     assert seen == [1, 1, 1]  # 3 jobs on 2 cores: at least one thread each
-    assert runner.run_in_parallel([lambda threads: threads], jobs=2) == [2]
-    assert runner.run_in_parallel([], jobs=2) == []
+    assert launcher.run_in_parallel([lambda threads: threads], jobs=2) == [2]
+    assert launcher.run_in_parallel([], jobs=2) == []
 
 
 def test_a_finished_run_is_evaluated_elsewhere_when_its_validation_file_changed(tmp_path):
@@ -53,14 +53,14 @@ def test_a_finished_run_is_evaluated_elsewhere_when_its_validation_file_changed(
     other.write_text('{"images": [1]}')
     run = tmp_path / "run"
     run.mkdir()
-    stamp = runner.evaluated_on(first)
+    stamp = launcher.evaluated_on(first)
     assert stamp == {"val_json": str(first),
                      "sha256": hashlib.sha256(b'{"images": [1, 2]}').hexdigest()}
-    (run / runner.EVALUATED_ON_FILE).write_text(json.dumps(stamp))
+    (run / launcher.EVALUATED_ON_FILE).write_text(json.dumps(stamp))
     # by content, not by name
-    assert not runner.evaluated_elsewhere(run, first)
-    assert not runner.evaluated_elsewhere(run, same)
-    assert runner.evaluated_elsewhere(run, other)
+    assert not launcher.evaluated_elsewhere(run, first)
+    assert not launcher.evaluated_elsewhere(run, same)
+    assert launcher.evaluated_elsewhere(run, other)
 
     # a run from before the record: the val_clean file its config.yaml registers
     legacy = tmp_path / "legacy"
@@ -68,14 +68,14 @@ def test_a_finished_run_is_evaluated_elsewhere_when_its_validation_file_changed(
     (legacy / "config.yaml").write_text(
         "DATASETS:\n  REGISTER_COCO:\n  - - train\n    - t.json\n    - t\n"
         f"  - - val_clean\n    - {first}\n    - images\n")
-    assert not runner.evaluated_elsewhere(legacy, same)
-    assert runner.evaluated_elsewhere(legacy, other)
+    assert not launcher.evaluated_elsewhere(legacy, same)
+    assert launcher.evaluated_elsewhere(legacy, other)
     first.unlink()  # gone: nothing to tell by, the run is kept as it is
-    assert not runner.evaluated_elsewhere(legacy, other)
+    assert not launcher.evaluated_elsewhere(legacy, other)
     (legacy / "config.yaml").write_text("MODEL:\n  DEVICE: cpu\n")
-    assert not runner.evaluated_elsewhere(legacy, other)
+    assert not launcher.evaluated_elsewhere(legacy, other)
 
     with pytest.raises(FileNotFoundError, match=r"legacy: no model_final.pth to evaluate on "
                                                 r".*other.json again"):
-        runner.evaluate_again(legacy, "bce", {"val_json": str(other), "val_images": "images",
+        launcher.evaluate_again(legacy, "bce", {"val_json": str(other), "val_images": "images",
                                               "train_json": "t.json", "train_images": "t"})

@@ -25,8 +25,8 @@ from ..coco.rle import area, to_rle
 from ..utils.atomic import write_json_atomic, write_text_atomic
 from ..utils.run_folders import DETECTIONS_FILE, EVAL_RESULTS_FILE, find_run_file
 from .levels import builtin_splits, level_data
-from .robustness import FINETUNE_CONFIG, GRID, PRETRAIN, StartingPoint, train_runs
-from .runner import Schedule, run_train_net
+from .loss_grid import FINETUNE_CONFIG, GRID, PRETRAIN, StartingPoint, train_runs
+from ..engine.launcher import Schedule, run_train_net
 from .stats import format_mean_std, format_values, paired_gains, summarize
 
 

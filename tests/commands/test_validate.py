@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
-from samples import ROOT, heavy, small_dataset, write_dataset
+from samples import ROOT, small_dataset, write_dataset
 
-from noisy_mask.validate import main
+from noisy_mask.commands.validate import main
 
 J = "instances.json"
 A1 = f"{J}: annotation 1 (image 1)"
@@ -71,10 +71,3 @@ def test_usage_errors_exit_2(tmp_path, capsys):
         main([str(json_path)])  # neither IMAGE_DIR nor --json-only
     assert exit_info.value.code == 2
     assert main([str(json_path), "--json-only"]) == 0
-
-
-def test_help_imports_neither_torch_nor_detectron2_nor_the_checks(help_modules):
-    # Beyond `import noisy_mask`: the checks are imported after parsing.
-    loaded = help_modules["noisy_mask.validate"]
-    assert not heavy(loaded)
-    assert not {m for m in loaded if m.startswith("noisy_mask")}

@@ -1,9 +1,9 @@
 """Which annotations of a COCO file are bad: every annotation scored against a model's predictions
 on the same images, ranked by suspicion, with the confident predictions that no annotation covers.
 
-    python -m noisy_mask.audit --annotations A.json IMAGE_DIR --output DIR --detections RESULTS.json
-    python -m noisy_mask.audit --annotations A.json IMAGE_DIR --output DIR --weights W --config C
-    python -m noisy_mask.audit --annotations A.json IMAGE_DIR --output DIR --folds K [--config C]
+    noisy-mask audit --annotations A.json IMAGE_DIR --output DIR --detections RESULTS.json
+    noisy-mask audit --annotations A.json IMAGE_DIR --output DIR --weights W --config C
+    noisy-mask audit --annotations A.json IMAGE_DIR --output DIR --folds K [--config C]
         [--max-iter N] [KEY VALUE ...]
 
 The predictions come from a COCO results file (any model: segmentation RLE, score, category_id),
@@ -25,14 +25,18 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..audit.run import run_audit
+from ..audit.scores import AuditOptions
+from ..audit.truth import truth_line
 from ..utils.overrides import check_overrides
+from . import COMMANDS, prog
 
 EXIT_BAD_INPUT = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m noisy_mask.audit", description=__doc__.split("\n\n")[0],
+        prog=prog("audit"), description=COMMANDS["audit"],
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
     )  # fmt: skip
     parser.add_argument("--annotations", nargs=2, required=True, metavar=("JSON", "IMAGE_DIR"),
@@ -67,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-html", action="store_true", help="no audit.html nor thumbnails")
     truth = parser.add_mutually_exclusive_group()
     truth.add_argument("--noise-report", type=Path, metavar="REPORT_JSON",
-                       help="the report of `python -m noisy_mask.noise` that made the annotations: "
+                       help="the report of `noisy-mask noise` that made the annotations: "
                             "also score the audit against the truth (flip AUROC, IoU rank "
                             "correlation)")
     truth.add_argument("--clean", type=Path, metavar="CLEAN_JSON",
@@ -99,9 +103,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not Path(image_dir).is_dir():
         parser.error(f"image folder {image_dir} not found")
 
-    from .run import run_audit  # numpy, pycocotools, matplotlib: not needed for --help
-    from .scores import AuditOptions
-
     options = AuditOptions(args.min_score, args.match_iou, args.missing_score)
     if args.boundary_ratio is not None:
         options = dataclasses.replace(options, boundary_ratio=args.boundary_ratio)
@@ -118,13 +119,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_BAD_INPUT
     print(result["line"])
     if result["truth"] is not None:
-        from .truth import truth_line
-
         print(truth_line(result["truth"]))
     for path in result["paths"].values():
         print(f"  {path}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """Losses as practitioners set them (Dice 3x longer, focal's alpha, bce+dice at Mask2Former's
-weights) against BCE, in a robustness grid's folder (noisy_mask.experiments.loss_variants).
+weights) against BCE, in a robustness grid's folder (`noisy_mask.experiments.variants`).
 
-    python benchmarks/loss_variants.py --output output/robustness-grid --levels clean mid \\
+    noisy-mask loss_variants --output output/robustness-grid --levels clean mid \\
         --seeds 0 1 2 [--variants dice_3x focal_no_alpha ...] [--weights CHECKPOINT]
 
 Runs already in the folder (the grid's bce, dice, focal, bce+dice) are read, not trained again.
@@ -10,15 +10,20 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import Optional, Sequence
 
-from noisy_mask.experiments.levels import NOISE_LEVELS
-from noisy_mask.experiments.loss_variants import VARIANTS, run_variants
-from noisy_mask.experiments.robustness import GRID, PRETRAIN, StartingPoint
-from noisy_mask.experiments.runner import DEFAULT_JOBS, Schedule
+from ..engine.launcher import DEFAULT_JOBS, Schedule
+from ..experiments.levels import NOISE_LEVELS
+from ..experiments.loss_grid import GRID, PRETRAIN, StartingPoint
+from ..experiments.variants import VARIANTS, run_variants
+from . import COMMANDS, prog
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog("loss_variants"), description=COMMANDS["loss_variants"],
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
+    )  # fmt: skip
     parser.add_argument("--output", type=Path, required=True, help="a robustness grid's folder")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--levels", nargs="+", choices=NOISE_LEVELS, default=["mid"])
@@ -29,14 +34,15 @@ def main(argv=None) -> int:
                              "detector pretrained without masks, made under --output)")
     parser.add_argument("--max-iter", type=int, default=GRID.max_iter,
                         help="the grid's iterations per run; a 3x variant trains 3 times as many")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     start = StartingPoint(weights=args.weights, pretrain=None if args.weights else PRETRAIN)
     schedule = Schedule(GRID.num_train, GRID.num_val, args.max_iter)
-    command = shlex.join(["python", "benchmarks/loss_variants.py", *(argv or sys.argv[1:])])
+    command = shlex.join(["noisy-mask", "loss_variants",
+                          *(sys.argv[1:] if argv is None else argv)])
     print(run_variants(args.output, args.variants, args.levels, args.seeds, args.jobs, schedule,
                        start, command))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

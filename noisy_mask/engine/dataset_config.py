@@ -101,7 +101,7 @@ def write_dataset_config(train_json: str, train_images: str, path: Path) -> Path
     """Write the sized config to `path` (its _BASE_ is the installed fine-tuning config)."""
     values = dataset_config_values(train_json, train_images)
     text = (
-        f"# Sized from {train_json} by noisy_mask.experiments.dataset_config\n"
+        f"# Sized from {train_json} by noisy_mask.engine.dataset_config\n"
         + yaml.safe_dump({"_BASE_": get_config_file(BASE_CONFIG), **values}, sort_keys=False)
     )
     write_text_atomic(Path(path), text)

@@ -14,7 +14,7 @@ from samples import (
 
 from noisy_mask.evaluation.coco_eval import evaluate_coco_json
 from noisy_mask.evaluation.pr_data import save_pr_data
-from noisy_mask.viz.plot import (
+from noisy_mask.viz.curves import (
     LOSS_FILE,
     PR_FILE,
     as_runs,
@@ -129,4 +129,4 @@ def test_bad_metrics_line_is_named(plot_run_dirs):
 
 
 def test_imports_no_detectron2_nor_torch():
-    assert not heavy(modules_loaded_by_import("noisy_mask.viz.plot"))
+    assert not heavy(modules_loaded_by_import("noisy_mask.viz.curves"))

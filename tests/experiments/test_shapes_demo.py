@@ -2,8 +2,8 @@
 import pytest
 import yaml
 
-from noisy_mask.experiments.demo import DemoPlan, run_demo
-from noisy_mask.experiments.runner import Schedule
+from noisy_mask.experiments.shapes_demo import DemoPlan, run_demo
+from noisy_mask.engine.launcher import Schedule
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
-"""A corrected copy of a COCO instances file, from its audit (`python -m noisy_mask.audit`).
+"""A corrected copy of a COCO instances file, from its audit (`noisy-mask audit`).
 
-    python -m noisy_mask.refine --annotations A.json IMAGE_DIR --audit AUDIT_DIR --output OUT.json
+    noisy-mask refine --annotations A.json IMAGE_DIR --audit AUDIT_DIR --output OUT.json
         [--source auto|prediction|grabcut|agreement|none] [--reference REF.json] [--add-missing]
         [--fix-classes]
 
@@ -28,7 +28,11 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import MAX_IOU, MIN_IOU
+from ..refine import MAX_IOU, MIN_IOU
+from ..refine.apply import RefineOptions, refine_file
+from ..refine.choose import ChoiceOptions
+from ..refine.truth import truth_line
+from . import COMMANDS, prog
 
 EXIT_BAD_INPUT = 2
 SOURCE_CHOICES = ("auto", "none", "prediction", "grabcut", "agreement")
@@ -36,7 +40,7 @@ SOURCE_CHOICES = ("auto", "none", "prediction", "grabcut", "agreement")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m noisy_mask.refine", description=__doc__.split("\n\n")[0],
+        prog=prog("refine"), description=COMMANDS["refine"],
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
     )  # fmt: skip
     parser.add_argument(
@@ -51,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         type=Path,
         metavar="AUDIT_DIR",
-        help="the folder `python -m noisy_mask.audit` wrote for that file",
+        help="the folder `noisy-mask audit` wrote for that file",
     )
     parser.add_argument("--output", required=True, type=Path, metavar="OUT_JSON")
     parser.add_argument(
@@ -138,8 +142,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not Path(path).is_dir():
             parser.error(f"{what} {path} not found")
 
-    from .apply import RefineOptions, refine_file  # numpy, cv2, pycocotools
-    from .choose import ChoiceOptions
 
     try:
         options = RefineOptions(
@@ -158,13 +160,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_BAD_INPUT
     print(result["line"])
     if "truth" in result["report"]:
-        from .truth import truth_line
-
         print(truth_line(result["report"]["truth"]))
     for path in result["paths"].values():
         print(f"  {path}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

