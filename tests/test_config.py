@@ -1,13 +1,21 @@
 """Config keys, their checks, and every YAML under configs/."""
 import glob
 import inspect
+import math
 import os
 
+import numpy as np
 import pytest
 from detectron2.config import get_cfg
 
 from noisy_mask import add_noisy_mask_config, check_noisy_mask_config
-from noisy_mask.config import OPTIONS, _numeric_keys, mask_loss_from_config
+from noisy_mask.config import (
+    OPTIONS,
+    _numeric_keys,
+    add_dataset_checks_config,
+    boundary_dilation_ratio,
+    mask_loss_from_config,
+)
 from noisy_mask.losses.basic import soft_dice_loss
 from noisy_mask.losses.robust import tversky_loss
 from noisy_mask.losses.table import LOSSES, MASK_LOSSES, ConfigKey, LossEntry
@@ -155,15 +163,35 @@ def test_boundary_dilation_ratio_default_and_range():
         cfg.TEST.BOUNDARY_DILATION_RATIO = value
         with pytest.raises(ValueError) as error:
             check_noisy_mask_config(cfg)
+        finite = "" if math.isfinite(value) else "finite and "
         assert str(error.value) == (
-            f"TEST.BOUNDARY_DILATION_RATIO = {value!r} is out of range: it must be in (0, 1], a "
-            "fraction of the image diagonal (0.02 by default)"
+            f"TEST.BOUNDARY_DILATION_RATIO = {value!r} is out of range: it must be {finite}in "
+            "(0, 1], a fraction of the image diagonal (0.02 by default)"
         )
     for value in ("0.01", True, None):
         cfg.TEST.BOUNDARY_DILATION_RATIO = value
         with pytest.raises(ValueError, match=r"^TEST.BOUNDARY_DILATION_RATIO must be a number"):
             check_noisy_mask_config(cfg)
-    from noisy_mask.config import boundary_dilation_ratio
-
     with pytest.raises(KeyError, match="TEST.BOUNDARY_DILATION_RATIO is missing: call add_noisy"):
         boundary_dilation_ratio(get_cfg())  # without add_noisy_mask_config
+
+
+def test_yaml_values_are_ints_and_floats():
+    # What yaml and yacs give; a float subclass (numpy's float64) passes as a float.
+    cfg = noisy_cfg(LOSS="dice", DICE_EPS=np.float64(0.5), LOSS_WEIGHTS=[])
+    assert mask_loss_from_config(cfg) == ("dice", {"eps": 0.5}, 1.0)
+    for value in (np.float32(0.5), True, "0.5", None):
+        with pytest.raises(ValueError, match="^MODEL.ROI_MASK_HEAD.DICE_EPS must be a number, got"):
+            check_noisy_mask_config(noisy_cfg(LOSS="dice", DICE_EPS=value))
+
+
+def test_the_dataset_check_keys_are_defined_here():
+    cfg = get_cfg()
+    add_dataset_checks_config(cfg)
+    datasets = cfg.DATASETS
+    assert (datasets.VALIDATE, datasets.VALIDATE_IMAGES, datasets.SKIP_DEGENERATE_ANNOTATIONS) == (
+        True,
+        False,
+        False,
+    )
+    assert noisy_cfg().DATASETS.VALIDATE is True  # add_noisy_mask_config adds them

@@ -1,7 +1,8 @@
 """JSON text and values as the checks see them (a bool is not a number) and as their messages show
-them."""
+them; the config checks share the number tests."""
 
 import json
+import numbers
 from typing import Any
 
 
@@ -20,8 +21,14 @@ def is_int(value: Any) -> bool:
 
 
 def is_number(value: Any) -> bool:
-    """A JSON number: an int or a float that is not a bool."""
+    """A JSON or YAML number: an int or a float that is not a bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """A real number passed from Python: any `numbers.Real` but a bool, numpy's scalars included
+    (which `is_number` rejects, as json and YAML never give them)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def kind(value: Any) -> str:

@@ -8,12 +8,14 @@ the signature, so it is written once. `MASK_LOSSES` and `IMAGE_LOSSES` are views
 
 import functools
 import inspect
+import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 
+from ..coco.values import is_number, is_real
 from .basic import bce_loss, label_smoothing_bce_loss, soft_dice_loss
 from .boundary import boundary_band_bce_loss, bpm_bce_loss, morph_tolerant_bce_loss, svls_loss
 from .pairwise import pairwise_color_loss
@@ -35,14 +37,52 @@ INPUTS = ("pred_logits", "target_masks")
 IMAGE_COLORS = "image_colors"
 
 
+HEAD = "MODEL.ROI_MASK_HEAD"
+
+
 @dataclass(frozen=True)
 class ConfigKey:
-    """A numeric key under MODEL.ROI_MASK_HEAD and the values it accepts."""
+    """A numeric config key, under MODEL.ROI_MASK_HEAD unless `node` says otherwise, and the values
+    it accepts. The same range checks the key's value in a YAML config and the keyword of the head
+    that takes it, with one message that names whichever of the two the user wrote."""
 
     name: str
     is_valid: Callable[[float], bool]
     valid_range: str  # what is_valid accepts, in words, for error messages: "in [0, 1)"
     comment: str
+    default: Optional[float] = None  # shown in messages; a loss option's is its function's
+    node: str = HEAD
+
+    @property
+    def path(self) -> str:
+        """The key as a YAML config spells it: "MODEL.ROI_MASK_HEAD.DICE_EPS"."""
+        return f"{self.node}.{self.name}"
+
+    def checked(
+        self, value: Any, keyword: Optional[str] = None, index: Optional[int] = None
+    ) -> float:
+        """`value` as a float, if it is a finite number that this key accepts.
+
+        `value` is the key's in a YAML config (element `index` of it for a list), or, given
+        `keyword`, what the head was given under that name. Raises ValueError naming it:
+
+            MODEL.ROI_MASK_HEAD.DICE_EPS = -1 is out of range: it must be > 0
+            loss_options['eps'] = -1 is out of range: it must be > 0 (MODEL.ROI_MASK_HEAD.DICE_EPS
+            in a YAML config)
+        """
+        where = keyword or (self.path if index is None else f"{self.path}[{index}]")
+        # A keyword may be any real number, numpy's included; YAML gives ints and floats only.
+        if not (is_real(value) if keyword else is_number(value)):
+            raise ValueError(f"{where} must be a number, got {value!r}")
+        if math.isfinite(value) and self.is_valid(value):
+            return float(value)
+        notes = [] if self.default is None else [f"{self.default} by default"]
+        notes += [f"{self.path} in a YAML config"] if keyword else []
+        finite = "" if math.isfinite(value) else "finite and "
+        raise ValueError(
+            f"{where} = {value!r} is out of range: it must be {finite}{self.valid_range}"
+            + (f" ({'; '.join(notes)})" if notes else "")
+        )
 
 
 @dataclass(frozen=True)
@@ -51,7 +91,7 @@ class LossEntry:
     function takes `image_colors`.
 
     Checked when defined: the options must be exactly the function's keywords besides INPUTS and
-    IMAGE_COLORS, and each keyword's default must be a number its config key accepts.
+    IMAGE_COLORS, and each keyword's default must be a value its config key accepts in YAML.
     """
 
     function: MaskLoss
@@ -77,12 +117,10 @@ class LossEntry:
             )
         for keyword, key in self.options.items():
             default = parameters[keyword].default
-            is_number = isinstance(default, (int, float)) and not isinstance(default, bool)
-            if not is_number or not key.is_valid(default):
-                raise ValueError(
-                    f"{name}({keyword}={default!r}): the default of MODEL.ROI_MASK_HEAD."
-                    f"{key.name} must be a number {key.valid_range}"
-                )
+            try:  # the default becomes the key's value in the config: a YAML value
+                key.checked(default)
+            except ValueError as e:
+                raise ValueError(f"{name}({keyword}={default!r}), a config default: {e}") from None
 
     @property
     def defaults(self) -> Dict[str, float]:
@@ -235,27 +273,32 @@ MASK_LOSSES: Dict[str, MaskLoss] = {name: entry.function for name, entry in LOSS
 IMAGE_LOSSES = frozenset(name for name, entry in LOSSES.items() if entry.image_colors)
 
 
-def loss_terms(name: str) -> Tuple[str, ...]:
+def loss_terms(name: str, keywords: bool = False) -> Tuple[str, ...]:
     """The losses that `name` adds up: ("dice",) for "dice", ("bce", "dice") for "bce+dice".
 
-    Raises ValueError naming MODEL.ROI_MASK_HEAD.LOSS and the valid losses for an unknown or
-    repeated term.
+    Raises ValueError naming MODEL.ROI_MASK_HEAD.LOSS (with `keywords`, the head's `loss_name`)
+    and the valid losses for an unknown or repeated term.
     """
+    loss, weights = (
+        ("loss_name", "loss_options ('<term>.weight')")
+        if keywords
+        else (f"{HEAD}.LOSS", f"{HEAD}.LOSS_WEIGHTS")
+    )
     valid = ", ".join(LOSSES)
     if not isinstance(name, str):
-        raise ValueError(f"MODEL.ROI_MASK_HEAD.LOSS must be a string, got {name!r}")
+        raise ValueError(f"{loss} must be a string, got {name!r}")
     terms = tuple(term.strip() for term in name.split("+"))
     for index, term in enumerate(terms):
         where = f": term {term!r}" if len(terms) > 1 else ""
         if term not in LOSSES:
             raise ValueError(
-                f"MODEL.ROI_MASK_HEAD.LOSS = {name!r}{where} is unknown; valid losses: {valid}, "
+                f"{loss} = {name!r}{where} is unknown; valid losses: {valid}, "
                 "or a sum of them such as 'bce+dice'"
             )
         if term in terms[:index]:
             raise ValueError(
-                f"MODEL.ROI_MASK_HEAD.LOSS = {name!r}{where} appears twice: give each term once "
-                "and set its weight in MODEL.ROI_MASK_HEAD.LOSS_WEIGHTS"
+                f"{loss} = {name!r}{where} appears twice: give each term once "
+                f"and set its weight in {weights}"
             )
     return terms
 

@@ -1,8 +1,7 @@
 """The registered mask head: Detectron2's conv-upsample head with the loss chosen in the config."""
 
 import math
-import numbers
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import List, Mapping, Optional
 
 import torch
 from detectron2.config import configurable
@@ -14,81 +13,16 @@ from detectron2.modeling.roi_heads.mask_head import (
 from detectron2.structures import Instances
 from detectron2.utils.events import get_event_storage
 
-from ..config import LOSS_WEIGHT, MASK_THRESHOLD_DEFAULT, mask_loss_from_config, mask_threshold
-from ..losses.table import LOSSES, ConfigKey, get_mask_loss, loss_terms, uses_image_colors
+from ..config import (
+    MASK_THRESHOLD_DEFAULT,
+    check_head_keywords,
+    flat_loss_options,
+    mask_loss_from_config,
+    mask_threshold,
+)
+from ..losses.table import get_mask_loss, uses_image_colors
 from .roi_heads import COLORS_FIELD
 from .targets import mask_targets
-
-# The table's messages name the YAML keys; a head built from keywords names its own.
-_KEYWORDS_OF_KEYS = (
-    ("MODEL.ROI_MASK_HEAD.LOSS_WEIGHTS", "loss_options ('<term>.weight')"),
-    ("MODEL.ROI_MASK_HEAD.LOSS", "loss_name"),
-)
-
-
-def _checked_terms(loss_name: str) -> Tuple[str, ...]:
-    """`loss_terms(loss_name)`, its ValueError naming the head's keywords."""
-    try:
-        return loss_terms(loss_name)
-    except ValueError as e:
-        message = str(e)
-        for key, keyword in _KEYWORDS_OF_KEYS:
-            message = message.replace(key, keyword)
-        raise ValueError(message) from None
-
-
-def _check_value(where: str, value, key: ConfigKey, yaml_key: str) -> None:
-    """Raise ValueError naming `where` unless `value` is a finite number `key` accepts."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise ValueError(f"{where} must be a number, got {value!r}")
-    if not math.isfinite(value) or not key.is_valid(value):
-        finite = "" if math.isfinite(value) else "finite and "
-        raise ValueError(
-            f"{where} = {value!r} is out of range: it must be {finite}{key.valid_range} "
-            f"({yaml_key} in a YAML config)"
-        )
-
-
-def flat_loss_options(options: Optional[Mapping]) -> Dict[str, float]:
-    """`options` as a plain dict, nested mappings joined by dots: {"dice": {"eps": 1e-6}}, what the
-    LazyConfig override `loss_options.dice.eps=1e-6` gives, becomes {"dice.eps": 1e-6}."""
-    flat = {}
-    for key, value in (options or {}).items():
-        if isinstance(value, Mapping):
-            flat.update({f"{key}.{k}": v for k, v in flat_loss_options(value).items()})
-        else:
-            flat[key] = value
-    return flat
-
-
-def check_loss_keywords(
-    loss_name: str, loss_options: Mapping[str, float], loss_weight: float
-) -> None:
-    """Check the head's loss keywords as `check_noisy_mask_config` checks a YAML config, with the
-    ranges of the loss table's ConfigKeys, naming the keyword at fault:
-
-        loss_options['eps'] = 0 is out of range: it must be > 0 (MODEL.ROI_MASK_HEAD.DICE_EPS in
-        a YAML config)
-
-    Options of a sum are "<term>.weight" (>= 0, as LOSS_WEIGHT) and "<term>.<keyword>".
-    """
-    terms = _checked_terms(loss_name)
-    _check_value("loss_weight", loss_weight, LOSS_WEIGHT, f"MODEL.ROI_MASK_HEAD.{LOSS_WEIGHT.name}")
-    keys: Dict[str, Tuple[ConfigKey, str]] = {}  # option -> its range, the YAML key setting it
-    for term in terms:
-        prefix = f"{term}." if len(terms) > 1 else ""
-        if prefix:
-            keys[f"{prefix}weight"] = (LOSS_WEIGHT, "MODEL.ROI_MASK_HEAD.LOSS_WEIGHTS")
-        for keyword, key in LOSSES[term].options.items():
-            keys[prefix + keyword] = (key, f"MODEL.ROI_MASK_HEAD.{key.name}")
-    for option, value in loss_options.items():
-        if option not in keys:
-            valid = ", ".join(repr(k) for k in keys)
-            raise ValueError(
-                f"loss_options has {option!r}, which the loss {loss_name!r} does not take; "
-                + (f"its options: {valid}" if valid else "it takes no options")
-            )
-        _check_value(f"loss_options[{option!r}]", value, *keys[option])
 
 
 @ROI_MASK_HEAD_REGISTRY.register()
@@ -129,9 +63,7 @@ class NoisyMaskRCNNConvUpsampleHead(MaskRCNNConvUpsampleHead):
         its range (a YAML config's values were checked before, naming MODEL.ROI_MASK_HEAD keys).
         """
         loss_options = flat_loss_options(loss_options)
-        check_loss_keywords(loss_name, loss_options, loss_weight)
-        if not 0.0 < mask_threshold < 1.0:
-            raise ValueError(f"mask_threshold must be in (0, 1), got {mask_threshold}")
+        check_head_keywords(loss_name, loss_options, loss_weight, mask_threshold)
         super().__init__(input_shape, loss_weight=loss_weight, **kwargs)
         self.threshold_logit = math.log(mask_threshold / (1.0 - mask_threshold))
         self.loss_name = loss_name
@@ -145,8 +77,12 @@ class NoisyMaskRCNNConvUpsampleHead(MaskRCNNConvUpsampleHead):
     def from_config(cls, cfg, input_shape):
         ret = super().from_config(cfg, input_shape)
         loss_name, loss_options, loss_weight = mask_loss_from_config(cfg)
-        ret.update(loss_name=loss_name, loss_options=loss_options, loss_weight=loss_weight,
-                   mask_threshold=mask_threshold(cfg))
+        ret.update(
+            loss_name=loss_name,
+            loss_options=loss_options,
+            loss_weight=loss_weight,
+            mask_threshold=mask_threshold(cfg),
+        )
         return ret
 
     def forward(self, x, instances: List[Instances]):

@@ -874,8 +874,9 @@ def test_band_width_is_an_integer_key_in_yaml(tmp_path):
             [2.0],
             r"LOSS = 'dice' is a single loss: leave MODEL.ROI_MASK_HEAD.LOSS_WEIGHTS empty",
         ),
-        ("bce+dice", [1.0, -1.0], r"LOSS_WEIGHTS = \[1.0, -1.0\] is out of range"),
-        ("bce+dice", [1.0, "a"], "LOSS_WEIGHTS must be a list of numbers"),
+        ("bce+dice", [1.0, -1.0], r"LOSS_WEIGHTS\[1\] = -1.0 is out of range: it must be >= 0"),
+        ("bce+dice", [1.0, "a"], r"LOSS_WEIGHTS\[1\] must be a number, got 'a'"),
+        ("bce+dice", 2.0, "LOSS_WEIGHTS must be a list of numbers, got 2.0"),
         ("bce+dcie", [], r"LOSS = 'bce\+dcie': term 'dcie' is unknown; valid losses: bce, dice"),
     ],
 )

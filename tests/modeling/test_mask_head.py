@@ -124,6 +124,6 @@ def test_mask_threshold_keeps_the_pixels_above_it_through_the_paste():
     ).float(), rtol=1e-4, atol=1e-6)
     masks = detector_postprocess(pasted[0], 28, 28).pred_masks[0]
     assert torch.equal(masks, probabilities > 0.8)
-    with pytest.raises(ValueError, match=r"mask_threshold must be in \(0, 1\), got 1.0"):
+    with pytest.raises(ValueError, match=r"^mask_threshold = 1.0 is out of range: .* \(0, 1\)"):
         NoisyMaskRCNNConvUpsampleHead(SHAPE, num_classes=NUM_CLASSES, conv_dims=[8],
                                       mask_threshold=1.0)
