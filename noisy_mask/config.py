@@ -6,7 +6,6 @@ a YAML config and the keyword of a head built from keywords (a LazyConfig) alike
 
 from typing import Dict, Mapping, Optional, Tuple
 
-from .data.checks import add_dataset_checks_config
 from .evaluation.boundary import DILATION_RATIO
 from .losses.table import HEAD, LOSSES, ConfigKey, LossEntry, loss_terms, uses_image_colors
 
@@ -80,10 +79,24 @@ def add_noisy_mask_config(cfg) -> None:
     head.MASK_THRESHOLD = MASK_THRESHOLD.default
     # COCO-format datasets to register by name: a list of [name, annotation_json, image_root].
     cfg.DATASETS.REGISTER_COCO = []
-    add_dataset_checks_config(cfg)  # DATASETS.VALIDATE, VALIDATE_IMAGES, SKIP_DEGENERATE_...
+    add_dataset_checks_config(cfg)
     # Boundary AP's band (Boundary IoU) as a fraction of the image diagonal, in (0, 1]; 0.02 is the
     # metric's authors'. Thin objects need less: the evaluation warns and suggests a value.
     cfg.TEST.BOUNDARY_DILATION_RATIO = BOUNDARY_DILATION_RATIO.default
+
+
+def add_dataset_checks_config(cfg) -> None:
+    """Add the keys of the dataset checks (`data.checks`) to `cfg`; call before `merge_from_file`.
+
+    `add_noisy_mask_config` adds them; this adds them alone, to a config that needs only those.
+    """
+    # Check each DATASETS.REGISTER_COCO json with noisy_mask.validate before training.
+    cfg.DATASETS.VALIDATE = True
+    # Also decode every image the jsons list (reads the whole image folder: slow for a big one).
+    cfg.DATASETS.VALIDATE_IMAGES = False
+    # Drop annotations whose only problems are skippable (empty or degenerate segmentation, box of
+    # non-positive size) from the training data, logging their ids; False: they stop the run.
+    cfg.DATASETS.SKIP_DEGENERATE_ANNOTATIONS = False
 
 
 def _checked_value(cfg, key: ConfigKey) -> float:

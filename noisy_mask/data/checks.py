@@ -15,6 +15,9 @@ A training dataset with RLE masks under INPUT.MASK_FORMAT "polygon" (detectron2'
 fail in a data-loader worker; it stops the run here, even with DATASETS.VALIDATE False, naming the
 dataset, the file and the key. Crowd annotations do not count (detectron2's mapper drops them), nor
 do the datasets of DATASETS.TEST (the test loader drops the annotations).
+
+The keys, DATASETS.VALIDATE, VALIDATE_IMAGES and SKIP_DEGENERATE_ANNOTATIONS, are defined with
+their defaults in `noisy_mask.config`.
 """
 
 import logging
@@ -42,17 +45,6 @@ SKIP_KEY = "DATASETS.SKIP_DEGENERATE_ANNOTATIONS"
 
 class DatasetProblemsError(ValueError):
     """A registered dataset has problems that training cannot go on with."""
-
-
-def add_dataset_checks_config(cfg) -> None:
-    """Add the keys of the dataset checks to `cfg`; call before `merge_from_file`."""
-    # Check each DATASETS.REGISTER_COCO json with noisy_mask.validate before training.
-    cfg.DATASETS.VALIDATE = True
-    # Also decode every image the jsons list (reads the whole image folder: slow for a big one).
-    cfg.DATASETS.VALIDATE_IMAGES = False
-    # Drop annotations whose only problems are skippable (empty or degenerate segmentation, box of
-    # non-positive size) from the training data, logging their ids; False: they stop the run.
-    cfg.DATASETS.SKIP_DEGENERATE_ANNOTATIONS = False
 
 
 def used_datasets(cfg) -> List[Tuple[str, str, str]]:

@@ -25,11 +25,8 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 from noisy_mask.engine.checkpoint import AtomicCheckpointer
 from noisy_mask.data import generate_shapes_dataset
-from noisy_mask.data.checks import (
-    DatasetProblemsError,
-    add_dataset_checks_config,
-    check_registered_datasets,
-)
+from noisy_mask.config import add_dataset_checks_config
+from noisy_mask.data.checks import DatasetProblemsError, check_registered_datasets
 from noisy_mask.data.register import register_coco_datasets
 from noisy_mask.engine.divergence import (
     ADVICE,
