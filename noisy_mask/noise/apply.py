@@ -35,14 +35,8 @@ round_half_up(flip_fraction * N) of the remaining ones (at most all of them). An
 noise would leave empty keeps its original mask (so the deletion count stays exact) and is counted
 as `kept_original` in the report.
 
-Report: the counts and IoU statistics above, and `per_instance`, one record per instance in id
-order, for scoring an annotation audit against the truth:
-    {"id": 17, "image_id": 4, "category_id": 2, "action": "flipped", "new_category_id": 3,
-     "mask_iou": 0.8123, "kept_original": false}
-action: "kept", "deleted" (absent from the output) or "flipped" (given new_category_id; its mask
-is noisy all the same); mask_iou: IoU of the written vs the clean mask (6 decimals; null when
-deleted or when the clean mask is empty); kept_original: the noise would have emptied the mask,
-so the clean one was written (mask_iou 1).
+Report (`noise.report`): the counts and IoU statistics above, and `per_instance`, one record per
+instance in id order, for scoring an annotation audit against the truth.
 
 Outputs: polygons in -> polygons out (outer outlines only, as COCO polygons have no holes; vertices
 clipped to the image and rounded to 0.01 px); RLE in -> RLE out of the same kind (compressed or
@@ -51,28 +45,31 @@ uncompressed counts), holes kept. Randomness comes from numpy Generators seeded 
 their order, and the same seed gives the same bytes.
 """
 
-import dataclasses
-import json
 import math
-import multiprocessing
 import os
-import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-import cv2
 import numpy as np
-from tqdm import tqdm
 
 from ..coco.io import AnnotationError, PathArg, check_coco, load_json
 from ..coco.values import is_int
 from ..utils.atomic import write_json_atomic, write_text_atomic
 from .matching import DELETED, FLIPPED, KEPT
-from .models import noise_instance
 from .params import NoiseParams, make_params
+from .report import build_report, format_report, instance_record, report_path, report_text
+from .workers import run_jobs
 
-PERCENTILES = (5, 25, 50, 75, 95)
-_CHUNK = 64  # instances per task sent to a worker process
+# The noise's entry points, with the report's summary and file name that callers print and read.
+__all__ = [
+    "UNUSED_KEYS",
+    "add_mask_noise",
+    "check_noise_input",
+    "format_report",
+    "noise_file",
+    "report_path",
+    "round_half_up_count",
+]
 
 # Generator streams: (seed, stream, ...) keeps them independent of each other.
 _GEOMETRY_STREAM, _SELECTION_STREAM, _FLIP_STREAM = 0, 1, 2
@@ -100,97 +97,6 @@ def check_noise_input(coco: Any, name: str = "annotations") -> None:
                 " the noise is seeded with ids >= 0",
                 name,
             )
-
-
-# ---------------------------------------------------------------------------------------------
-# A whole file.
-
-
-def _summary(values: Sequence[float]) -> Dict[str, float]:
-    if not values:
-        return {"min": 0.0, "mean": 0.0, "max": 0.0}
-    array = np.asarray(values, dtype=np.float64)
-    return {
-        "min": round(float(array.min()), 4),
-        "mean": round(float(array.mean()), 4),
-        "max": round(float(array.max()), 4),
-    }
-
-
-_Job = Tuple[Any, int, int, int]  # segmentation, height, width, annotation id
-_worker_setup: Tuple[NoiseParams, int] = (NoiseParams(), 0)
-
-
-class _InstanceFailure(Exception):
-    """An unexpected error on one instance, named (`annotation A: ...`) for the parent process."""
-
-
-def _run_job(job: _Job, params: NoiseParams, seed: int):
-    segmentation, height, width, ann_id = job
-    rng = np.random.default_rng([seed, _GEOMETRY_STREAM, ann_id])
-    try:
-        return noise_instance(
-            segmentation,
-            height,
-            width,
-            params.simplify_tolerance,
-            params.jitter_sigma,
-            params.kernel,
-            rng,
-        )
-    except Exception as e:  # input the checks let through, or a bug: say which instance
-        raise _InstanceFailure(
-            f"annotation {ann_id}: the noise failed on its segmentation: {type(e).__name__}: {e}"
-        ) from e
-
-
-def _init_worker(params: NoiseParams, seed: int) -> None:
-    global _worker_setup
-    _worker_setup = (params, seed)
-
-
-def _run_job_in_worker(job: _Job):
-    return _run_job(job, *_worker_setup)
-
-
-def _run_jobs(
-    jobs: List[_Job], params: NoiseParams, seed: int, workers: int, progress: bool, name: str
-):
-    """Results of every job, in job order (so the output does not depend on `workers`); an error
-    on an instance is an AnnotationError naming the file `name` and the annotation."""
-    try:
-        yield from _run_jobs_unnamed(jobs, params, seed, workers, progress)
-    except _InstanceFailure as e:
-        raise AnnotationError(str(e), name) from e.__cause__
-
-
-def _run_jobs_unnamed(
-    jobs: List[_Job], params: NoiseParams, seed: int, workers: int, progress: bool
-):
-    bar = tqdm(
-        total=len(jobs), desc="mask noise", unit="inst", file=sys.stderr, disable=not progress
-    )
-    with bar:
-        if workers <= 1 or len(jobs) < 2 * _CHUNK:
-            for job in jobs:
-                yield _run_job(job, params, seed)
-                bar.update()
-            return
-        # fork: workers inherit the loaded modules instead of importing them again
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        # A forked child inherits OpenCV's thread-pool state but none of its threads, and
-        # reconfiguring that pool there waits forever for them. With one thread in the parent
-        # while it forks, the children never touch the pool.
-        opencv_threads = cv2.getNumThreads()
-        cv2.setNumThreads(1)
-        try:
-            with context.Pool(workers, _init_worker, (params, seed)) as pool:
-                for result in pool.imap(_run_job_in_worker, jobs, chunksize=_CHUNK):
-                    yield result
-                    bar.update()
-        finally:
-            cv2.setNumThreads(opencv_threads)
 
 
 def add_mask_noise(
@@ -238,11 +144,13 @@ def add_mask_noise(
     jobs = [(a["segmentation"], *images[a["image_id"]], a["id"]) for a in kept]
     written, instance_stats, flips = {}, [], {}
     records = {
-        ann["id"]: _instance_record(ann, DELETED, None, None, False)
+        ann["id"]: instance_record(ann, DELETED, None, None, False)
         for ann in annotations
         if ann["id"] in deleted
     }
-    for ann, result in zip(kept, _run_jobs(jobs, params, seed, workers, progress, name)):
+    for ann, result in zip(
+        kept, run_jobs(jobs, params, (seed, _GEOMETRY_STREAM), workers, progress, name)
+    ):
         new = dict(ann)
         segmentation, bbox, area, stats = result
         if params.apply_to != "boxes":
@@ -260,7 +168,7 @@ def add_mask_noise(
         written[ann["id"]] = new
         instance_stats.append(stats)
         action = FLIPPED if ann["id"] in flipped else KEPT
-        records[ann["id"]] = _instance_record(
+        records[ann["id"]] = instance_record(
             ann, action, new["category_id"], stats["iou"], stats["kept_original"]
         )
 
@@ -268,7 +176,7 @@ def add_mask_noise(
     noisy["annotations"] = [  # the input's order; crowd regions as they are
         written.get(ann["id"], ann) for ann in coco["annotations"] if ann["id"] not in deleted
     ]
-    report = _report(params, seed, n, sorted(deleted), flips, instance_stats)
+    report = build_report(params, seed, n, sorted(deleted), flips, instance_stats)
     report["crowd"] = len(crowd)
     report["flips_skipped"] = flips_skipped
     report["per_instance"] = [records[i] for i in ids]
@@ -293,95 +201,6 @@ def _flips_skipped(
             name,
         )
     return reason
-
-
-def _instance_record(
-    ann: Dict[str, Any],
-    action: str,
-    new_category_id: Optional[int],
-    iou: Optional[float],
-    kept_original: bool,
-) -> Dict[str, Any]:
-    """One entry of the report's `per_instance` (see the module docstring)."""
-    return {
-        "id": ann["id"],
-        "image_id": ann["image_id"],
-        "category_id": ann["category_id"],
-        "action": action,
-        "new_category_id": new_category_id,
-        "mask_iou": None if iou is None or math.isnan(iou) else round(float(iou), 6),
-        "kept_original": bool(kept_original),
-    }
-
-
-def _report(
-    params: NoiseParams,
-    seed: int,
-    n: int,
-    deleted: List[int],
-    flips: Dict[int, List[int]],
-    stats: List[Dict[str, Any]],
-) -> Dict[str, Any]:
-    ious = [s["iou"] for s in stats if not s["empty_clean"]]
-    iou: Dict[str, Any] = {"count": len(ious)}
-    if ious:
-        iou["mean"] = round(float(np.mean(ious)), 6)
-        for q, value in zip(PERCENTILES, np.percentile(ious, PERCENTILES)):
-            iou[f"p{q}"] = round(float(value), 6)
-    return {
-        "seed": seed,
-        "params": dataclasses.asdict(params),
-        "instances": n,
-        "deleted": len(deleted),
-        "flipped": len(flips),
-        "kept_original": sum(s["kept_original"] for s in stats),
-        "empty_clean": sum(s["empty_clean"] for s in stats),
-        "dilated": sum(s["grow"] is True for s in stats),
-        "eroded": sum(s["grow"] is False for s in stats),
-        "capped": sum(s["capped"] for s in stats),
-        "mask_iou": iou,
-        "scaled": {
-            "simplify_tolerance": _summary([s["tolerance"] for s in stats]),
-            "jitter_sigma": _summary([s["sigma"] for s in stats]),
-            "kernel": _summary([s["kernel"] for s in stats]),
-        },
-        "deleted_ids": deleted,
-        "flipped_ids": {str(k): v for k, v in sorted(flips.items())},
-    }
-
-
-def format_report(report: Dict[str, Any]) -> str:
-    """The one-line summary printed by the command line."""
-    iou = report["mask_iou"]
-    iou_text = (
-        f"mask IoU mean {iou['mean']:.3f} (p5 {iou['p5']:.3f}, p50 {iou['p50']:.3f}, "
-        f"p95 {iou['p95']:.3f})"
-        if iou["count"]
-        else "mask IoU n/a"
-    )
-    apply_to = report["params"].get("apply_to", "both")
-    if apply_to != "both":
-        iou_text += f"; outline noise on the {apply_to} only"
-    skipped = report.get("flips_skipped")
-    flipped = f"{report['flipped']} flipped" + (f" (flips skipped: {skipped})" if skipped else "")
-    crowd = f" (and {report['crowd']} crowd regions, as they are)" if report.get("crowd") else ""
-    return (
-        f"{report['instances']} instances{crowd}: {report['deleted']} deleted, {flipped}, "
-        f"{report['kept_original']} kept original (noise would empty them); {iou_text}; "
-        f"seed {report['seed']}"
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Files.
-
-
-def report_path(output_path: PathArg) -> Path:
-    """OUT.json -> OUT.noise_report.json (any other name gets `.noise_report.json` appended)."""
-    output_path = Path(output_path)
-    if output_path.suffix == ".json":
-        return output_path.with_suffix(".noise_report.json")
-    return output_path.with_name(output_path.name + ".noise_report.json")
 
 
 def noise_file(
@@ -422,13 +241,3 @@ def noise_file(
     write_json_atomic(output_path, noisy, indent=None, separators=(",", ":"))
     write_text_atomic(report_path(output_path), report_text(report))
     return report
-
-
-def report_text(report: Dict[str, Any]) -> str:
-    """The report as json indented by 2, but each `per_instance` record on one line (one line per
-    instance, not nine: the report of a COCO-sized file stays readable and small)."""
-    head = {k: v for k, v in report.items() if k != "per_instance"}
-    text = json.dumps(head, indent=2)[: -len("\n}")]
-    records = ",\n".join("    " + json.dumps(r) for r in report.get("per_instance", []))
-    body = f"[\n{records}\n  ]" if records else "[]"
-    return f'{text},\n  "per_instance": {body}\n}}\n'

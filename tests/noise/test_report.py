@@ -9,10 +9,11 @@ import pytest
 from samples import SQUARE, coco_of, rle, square, uncompressed_rle, write_json
 
 from noisy_mask.coco.io import AnnotationError
-from noisy_mask.noise.apply import add_mask_noise, noise_file, report_path, report_text
+from noisy_mask.noise.apply import add_mask_noise, noise_file
 from noisy_mask.noise.cli import EXIT_BAD_INPUT, main
 from noisy_mask.noise.matching import match_noise
 from noisy_mask.noise.params import PRESETS, NoiseParams
+from noisy_mask.noise.report import report_path, report_text
 
 # A 2 px wide bar, 30 px long (60 px): eroding it by 3 x 3 empties it, dilating gives 32 x 4.
 BAR = [10.0, 40.0, 40.0, 40.0, 40.0, 42.0, 10.0, 42.0]
