@@ -35,10 +35,7 @@ BOUNDARY_DILATION_RATIO = ConfigKey(
 )
 
 # Multiplies loss_mask whatever the loss: a key of its own, not an option of a loss function.
-LOSS_WEIGHT_DEFAULT = 1.0
-LOSS_WEIGHT = ConfigKey(
-    "LOSS_WEIGHT", lambda v: v >= 0, ">= 0", "Multiplier of loss_mask", LOSS_WEIGHT_DEFAULT
-)
+LOSS_WEIGHT = ConfigKey("LOSS_WEIGHT", lambda v: v >= 0, ">= 0", "Multiplier of loss_mask", 1.0)
 # Each weight of LOSS_WEIGHTS, a list: the weight of one term of a sum such as "bce+dice".
 TERM_WEIGHT = ConfigKey("LOSS_WEIGHTS", lambda v: v >= 0, ">= 0", "Weight of a term of a sum")
 

@@ -1,6 +1,7 @@
 """The registered head against Detectron2's stock MaskRCNNConvUpsampleHead on the same weights."""
 import pytest
 import torch
+from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.modeling.roi_heads.mask_head import ROI_MASK_HEAD_REGISTRY
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
@@ -103,8 +104,6 @@ def test_inference_equals_stock():
 def test_mask_threshold_keeps_the_pixels_above_it_through_the_paste():
     """With MASK_THRESHOLD 0.8 the pasted mask is the stock head's probabilities above 0.8, where
     the paste's resampling is the identity (one RoI pasted into a box of its own size)."""
-    from detectron2.modeling.postprocessing import detector_postprocess
-
     ours, stock = make_heads("dice", MASK_THRESHOLD=0.8)
     ours.eval(), stock.eval()
     x = 4 * torch.randn(1, SHAPE.channels, 14, 14)
