@@ -20,7 +20,7 @@ from samples import (
 
 from noisy_mask.coco.io import AnnotationError
 from noisy_mask.noise.apply import add_mask_noise, noise_file, round_half_up_count
-from noisy_mask.noise.cli import EXIT_BAD_INPUT, main
+from noisy_mask.commands.noise import EXIT_BAD_INPUT, main
 from noisy_mask.noise.params import PRESETS, NoiseParams, make_params
 from noisy_mask.noise.report import format_report, report_path
 

@@ -10,7 +10,7 @@ from samples import SQUARE, coco_of, rle, square, uncompressed_rle, write_json
 
 from noisy_mask.coco.io import AnnotationError
 from noisy_mask.noise.apply import add_mask_noise, noise_file
-from noisy_mask.noise.cli import EXIT_BAD_INPUT, main
+from noisy_mask.commands.noise import EXIT_BAD_INPUT, main
 from noisy_mask.noise.matching import match_noise
 from noisy_mask.noise.params import PRESETS, NoiseParams
 from noisy_mask.noise.report import report_path, report_text
