@@ -49,6 +49,7 @@ from .candidates import candidate_masks, suspicious
 from .choose import AGREEMENT, GRABCUT, NONE, PREDICTION, SOURCES, Choice, ChoiceOptions
 from .choose import choose_label_free, choose_with_reference, pair_reference
 from .sources import BAND_RATIO
+from .truth import score_sources
 
 AUTO = "auto"
 CHOICES = (AUTO, NONE, *SOURCES)
@@ -217,8 +218,6 @@ def refine_file(
     if classes is not None:
         report["classes"] = classes
     if clean is not None:
-        from .truth import score_sources
-
         report["truth"] = score_sources(audited, candidates, clean, choice.source)
     report["changes"] = changes
     report["kept"] = kept
