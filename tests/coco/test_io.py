@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from pycocotools import mask as mask_utils
 from samples import SQUARE, rle, small_dataset, square
 
 from noisy_mask.coco.io import (
@@ -119,8 +120,6 @@ def test_read_coco_names_the_file(tmp_path):
 
 def test_segmentation_rle_of_valid_skippable_and_malformed_segmentations():
     # The square polygon covers rows and columns 10..29: 400 px, the same as its mask's RLE.
-    from pycocotools import mask as mask_utils
-
     for segmentation in ([SQUARE], rle(square(64, 64, 10, 10, 20))):
         encoded = segmentation_rle(segmentation, 64, 64, "here")
         assert (mask_utils.decode(encoded) == square(64, 64, 10, 10, 20)).all()
