@@ -1,9 +1,10 @@
-"""Make the synthetic shapes dataset (COCO instance segmentation) from a seed.
+"""Make the built-in synthetic shapes dataset (COCO instance segmentation) from a seed:
 
-    python -m noisy_mask.data.shapes --output datasets/shapes --num-train 200 --num-val 50
+    noisy-mask make_shapes --output datasets/shapes --num-train 200 --num-val 50
     python -m noisy_mask.data.shapes --output datasets/shapes_hard --variant hard
 
-Prints the paths of the annotation files and image folders; exit status 2 on bad arguments.
+prints the paths of the annotation files and image folders, and exits with status 2 on bad
+arguments. The dataset itself is `noisy_mask.data.shapes`.
 """
 
 import argparse
@@ -15,9 +16,7 @@ from . import COMMANDS, prog
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog("make_shapes"), description=COMMANDS["make_shapes"],
-    )
+    parser = argparse.ArgumentParser(prog=prog("make_shapes"), description=COMMANDS["make_shapes"])
     parser.add_argument("--output", required=True, help="folder to write the dataset to")
     parser.add_argument("--num-train", type=int, default=200, help="training images (200)")
     parser.add_argument("--num-val", type=int, default=50, help="validation images (50)")
