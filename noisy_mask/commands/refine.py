@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..refine import MAX_IOU, MIN_IOU
+from ..refine.options import MAX_IOU, MIN_IOU
 from ..refine.apply import RefineOptions, refine_file
 from ..refine.choose import ChoiceOptions
 from ..refine.truth import truth_line

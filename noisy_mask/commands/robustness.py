@@ -39,7 +39,7 @@ from ..experiments.loss_grid import (
     run_robustness,
 )
 from ..engine.launcher import DEFAULT_JOBS, Schedule
-from ..refine.apply import CHOICES
+from ..refine.options import CHOICES
 from ..utils.overrides import check_overrides
 from . import COMMANDS, prog
 

@@ -10,9 +10,9 @@ import numpy as np
 from ..coco.io import AnnotationError, read_image
 from ..audit.scores import AnnotationScore
 from ..coco.rle import Rle, Window, area, decode_window, encode_window, window_around
-from . import in_reach
 from .audited import AuditedFile
 from .choose import AGREEMENT, GRABCUT, PREDICTION
+from .options import in_reach
 from .sources import BAND_RATIO, grabcut_mask, grabcut_reach, vote_mask
 
 Candidates = Dict[int, Dict[str, Optional[Rle]]]  # annotation id -> source name -> mask
@@ -20,7 +20,7 @@ Candidates = Dict[int, Dict[str, Optional[Rle]]]  # annotation id -> source name
 
 def suspicious(audited: AuditedFile, min_iou: float, max_iou: float) -> List[int]:
     """Ids of the annotations whose mask may be replaced: matched, with a mask, audited mask IoU
-    in reach (`refine.in_reach`)."""
+    in reach (`options.in_reach`)."""
     return sorted(
         s.id for s in audited.scores.values()
         if s.matched and s.ann_rle is not None and in_reach(s.mask_iou, min_iou, max_iou)

@@ -13,7 +13,8 @@ from samples import ROOT, heavy, modules_loaded_by_import, polygons_mask
 from samples import coco_dict, rle, square, square_annotation, square_result, uncompressed_rle
 
 from noisy_mask.coco.io import AnnotationError
-from noisy_mask.refine.apply import RefineOptions, refine_file, sign_test
+from noisy_mask.refine.apply import RefineOptions, refine_file
+from noisy_mask.refine.classes import sign_test
 from noisy_mask.commands.refine import main
 
 # The images show each square where it is annotated (1, 3) or where the star is predicted.

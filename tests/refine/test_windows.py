@@ -9,11 +9,11 @@ from samples import pycocotools_rle
 from noisy_mask.coco.io import read_image
 from noisy_mask.coco.rle import decode, uncompressed_counts
 from noisy_mask.noise.models import mask_to_polygons
-from noisy_mask.refine import MAX_IOU, MIN_IOU
-from noisy_mask.refine.apply import segmentation_like
 from noisy_mask.refine.audited import read_audited
 from noisy_mask.refine.candidates import candidate_masks, suspicious
+from noisy_mask.refine.changes import segmentation_like
 from noisy_mask.refine.choose import AGREEMENT, GRABCUT, PREDICTION
+from noisy_mask.refine.options import MAX_IOU, MIN_IOU
 from noisy_mask.refine.sources import grabcut_mask, vote_mask
 
 
