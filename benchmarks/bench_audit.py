@@ -28,7 +28,8 @@ from pathlib import Path
 import cv2
 import torch
 
-from noisy_mask.audit.run import PREDICTIONS_FILE, run_audit
+from noisy_mask.audit.report import PREDICTIONS_FILE
+from noisy_mask.audit.run import Predictions, run_audit
 from noisy_mask.data.shapes import generate_shapes_dataset
 from noisy_mask.engine.launcher import SHAPES_CONFIG
 
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
     def audit():
         shutil.rmtree(audit_dir, ignore_errors=True)  # every audit writes all its files
         return run_audit(paths["val_json"], paths["val_images"], audit_dir,
-                         weights=str(weights), config=args.config)  # fmt: skip
+                         Predictions(weights=str(weights), config=args.config))  # fmt: skip
 
     print(f"{args.num_images} images, {len(gt['annotations'])} annotations, weights {weights}, "
           f"{torch.get_num_threads()} torch threads", flush=True)  # fmt: skip
@@ -107,7 +108,7 @@ def main(argv=None) -> int:
     kept = args.output / PREDICTIONS_FILE
     shutil.copyfile(predictions, kept)
     started = time.perf_counter()
-    run_audit(paths["val_json"], paths["val_images"], audit_dir, detections=kept)
+    run_audit(paths["val_json"], paths["val_images"], audit_dir, Predictions(detections=kept))
     own = time.perf_counter() - started
 
     bare, full = statistics.mean(times["bare"]), statistics.mean(times["audit"])

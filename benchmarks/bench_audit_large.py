@@ -28,7 +28,7 @@ from faster_coco_eval.core.mask import rleToBoundary
 from pycocotools import mask as mask_utils
 
 from noisy_mask.audit.pictures import crop_box
-from noisy_mask.audit.run import run_audit
+from noisy_mask.audit.run import Predictions, run_audit
 from noisy_mask.audit.scores import band_iou, contour_band
 from noisy_mask.coco.rle import decode_window, mask_iou
 
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     print_times(times, len(pairs))
     print_whole_run("audit --detections",
                     lambda: run_audit(annotations, image_dir, args.output / "audit",
-                                      detections=detections), len(pairs))  # fmt: skip
+                                      Predictions(detections=detections)), len(pairs))  # fmt: skip
     return 0
 
 

@@ -28,7 +28,7 @@ from bench_audit_large import (
 )
 from pycocotools import mask as mask_utils
 
-from noisy_mask.audit.run import run_audit
+from noisy_mask.audit.run import Predictions, run_audit
 from noisy_mask.coco.io import read_image
 from noisy_mask.coco.rle import decode, uncompressed_counts
 from noisy_mask.noise.models import mask_to_polygons
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
                            output="output/bench_refine_large")  # fmt: skip
     annotations, image_dir, detections, _ = make_data(
         args.output, args.height, args.width, args.images, args.objects)
-    run_audit(annotations, image_dir, args.output / "audit", detections=detections)
+    run_audit(annotations, image_dir, args.output / "audit", Predictions(detections=detections))
     audited = read_audited(annotations, args.output / "audit")
     ids = sorted(audited.scores)
     print(f"{len(ids)} annotations on {args.images} images of {args.height} x {args.width} px")

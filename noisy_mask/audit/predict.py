@@ -18,12 +18,23 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import detectron2.data.transforms as T
 import numpy as np
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import get_cfg
+from detectron2.evaluation.coco_evaluation import instances_to_coco_json
+from detectron2.modeling import GeneralizedRCNN, build_model
+from detectron2.modeling.roi_heads import FastRCNNOutputLayers
+from detectron2.structures import Boxes
+from pycocotools import mask as mask_utils
 
-from ..coco.io import read_image
+from ..coco.io import annotation_rle, read_image
+from ..config import add_noisy_mask_config, check_noisy_mask_config
 from ..data.shapes import SHAPE_CLASSES
-from ..engine.launcher import DEFAULT_JOBS, Schedule, file_digest, run_in_parallel
+from ..engine.launcher import DEFAULT_JOBS, Schedule, Task, file_digest, run_in_parallel
 from ..engine.launcher import run_train_net
+from ..engine.progress import RunProgress
 from ..utils.atomic import write_json_atomic
 from ..utils.run_folders import DETECTIONS_FILE, find_run_file
 
@@ -52,10 +63,6 @@ def predictor_config(
 ):
     """The frozen detectron2 config of a model to run: `config` with noisy_mask's keys, `opts`
     merged, MODEL.WEIGHTS, MODEL.DEVICE and ROI_HEADS.SCORE_THRESH_TEST = `min_score`."""
-    from detectron2.config import get_cfg
-
-    from .. import add_noisy_mask_config, check_noisy_mask_config
-
     cfg = get_cfg()
     add_noisy_mask_config(cfg)
     cfg.merge_from_file(os.fspath(config))
@@ -78,13 +85,7 @@ class ImageModel:
     a proposal (`FastRCNNOutputLayers.predict_probs`), over the K foreground classes, divided by
     their sum: which class the object in b is, if it is one. Models whose box head is not one
     detectron2 `FastRCNNOutputLayers` (e.g. cascades) give none (`reads_boxes` false)."""
-
     def __init__(self, cfg):
-        import detectron2.data.transforms as T
-        from detectron2.checkpoint import DetectionCheckpointer
-        from detectron2.modeling import GeneralizedRCNN, build_model
-        from detectron2.modeling.roi_heads import FastRCNNOutputLayers
-
         self.cfg = cfg
         self.model = build_model(cfg.clone())
         self.model.eval()
@@ -102,9 +103,6 @@ class ImageModel:
         """(instances at the image's size, as DefaultPredictor gives them; (N, K) class
         probabilities of the XYXY `boxes` (N, 4) in the image's pixels, or None without boxes or
         when the model cannot read them)."""
-        import torch
-        from detectron2.modeling import GeneralizedRCNN
-
         inputs, transform = self._inputs(rgb)
         with torch.no_grad():
             if boxes is None or not len(boxes) or not self.reads_boxes:
@@ -121,8 +119,6 @@ class ImageModel:
     def class_probabilities(self, rgb: np.ndarray, boxes: np.ndarray):
         """The (N, K) class probabilities of the XYXY `boxes` alone, as `__call__` gives them,
         without making the detections (the backbone and the box head only)."""
-        import torch
-
         inputs, transform = self._inputs(rgb)
         with torch.no_grad():
             images = self.model.preprocess_image(inputs)
@@ -131,8 +127,6 @@ class ImageModel:
 
     def _inputs(self, rgb: np.ndarray):
         """(the model's input list for an RGB image, the test-time resize applied to it)."""
-        import torch
-
         pixels = rgb if self.cfg.INPUT.FORMAT == "RGB" else rgb[:, :, ::-1]
         pixels = np.ascontiguousarray(pixels)
         height, width = pixels.shape[:2]
@@ -142,14 +136,10 @@ class ImageModel:
 
     def _scaled(self, transform, boxes: np.ndarray):
         """The XYXY boxes in the resized image's pixels, on the model's device."""
-        import torch
-
         scaled = transform.apply_box(np.asarray(boxes, dtype=np.float32))
         return torch.as_tensor(scaled, device=self.model.device)
 
     def _box_probabilities(self, features, boxes):
-        from detectron2.structures import Boxes
-
         heads = self.model.roi_heads
         proposals = [Boxes(boxes)]
         pooled = heads.box_pooler([features[f] for f in heads.box_in_features], proposals)
@@ -163,10 +153,6 @@ def annotation_boxes(
 ) -> Dict[int, Tuple[List[int], np.ndarray]]:
     """Image id -> (annotation ids, (N, 4) XYXY boxes of their masks) over the non-crowd
     annotations with a mask: the boxes the class probabilities are read at."""
-    from pycocotools import mask as mask_utils
-
-    from ..coco.io import annotation_rle
-
     images = {image["id"]: image for image in gt["images"]}
     by_image: Dict[int, Tuple[List[int], List[List[float]]]] = {}
     for ann in gt["annotations"]:
@@ -204,8 +190,6 @@ def predict_images(
     every image of `gt`, one image at a time as detectron2's DefaultPredictor runs it; and, from
     the same forward pass, the model's class probabilities at every annotation's box
     (`ImageModel`; None when the model cannot read them)."""
-    from detectron2.evaluation.coco_evaluation import instances_to_coco_json
-
     cfg = predictor_config(config, weights, opts, device, min_score)
     categories = category_ids(gt)
     if cfg.MODEL.ROI_HEADS.NUM_CLASSES != len(categories):
@@ -295,6 +279,7 @@ def cross_fit(
     seed: int = 0,
     jobs: int = DEFAULT_JOBS,
     min_score: float = 0.05,
+    progress: Optional[RunProgress] = None,
 ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
     """Train `folds` models, each on the other folds' images of `gt` (read from
     `annotations_path`), and predict its own fold with it; (the held-out predictions of every
@@ -303,7 +288,8 @@ def cross_fit(
     Runs go to OUTPUT_DIR/folds/fold<k>/run; a fold whose fold.json (its images, the config, the
     overrides and the annotations' sha256) is unchanged is not trained again once finished, and
     resumes when interrupted. `max_iter` sets the schedule (`engine.launcher.Schedule`);
-    `opts` are KEY VALUE overrides of every run, after the audit's own.
+    `opts` are KEY VALUE overrides of every run, after the audit's own. Each fold trained
+    reports to `progress`.
     """
     assignment = fold_assignment([image["id"] for image in gt["images"]], folds, seed)
     digest = file_digest(annotations_path)
@@ -338,8 +324,10 @@ def cross_fit(
             {"fold": fold, "run_dir": str(fold_dir / "run"), "train_images": train,
              "predicted_images": predicted}
         )  # fmt: skip
-        tasks.append(partial(_fold_task, fold, folds, spec, fold_dir, Path(config), run_opts))
-    paths = run_in_parallel(tasks, max(1, min(jobs, folds)))
+        tasks.append(Task(f"fold {fold + 1} of {folds} of {Path(annotations_path).name}",
+                          fold_dir / "run",
+                          partial(_fold_task, fold, folds, spec, fold_dir, Path(config), run_opts)))
+    paths = run_in_parallel(tasks, max(1, min(jobs, folds)), progress)
     results = []
     for path in paths:
         results += json.loads(Path(path).read_text())

@@ -14,6 +14,12 @@ from ..utils.text import plural
 from .scores import Audit
 
 JSON_FILE, CSV_FILE = "audit.json", "audit.csv"
+PREDICTIONS_FILE = "predictions.json"
+# The model's class probabilities at each annotation's box (annotation id -> {category id: p}),
+# kept so that the audit can be scored again exactly from the files (`refine.audited`).
+CLASS_PROBS_FILE = "class_probabilities.json"
+# Keys of the annotations the audit does not read: it compares masks, not boxes or areas.
+UNUSED_KEYS = ("bbox", "area")
 DIGITS = 6  # of the scores written
 SUSPICION_FORMULA = (
     "suspicion = 1 - mask IoU x (1 - max(0, other_class_score - same_class_score)) for a matched "

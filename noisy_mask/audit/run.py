@@ -10,55 +10,89 @@ the scores, and the files of OUTPUT_DIR:
 """
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from pycocotools import mask as mask_utils
 
-from ..coco.io import coco_name, read_coco
+from ..coco.io import coco_name, load_json, read_coco
+from ..engine.dataset_config import write_dataset_config
+from ..engine.launcher import DEFAULT_JOBS, SHAPES_CONFIG
+from ..engine.progress import RunProgress
 from ..evaluation.detections import Detection, read_detections
 from ..utils.atomic import write_json_atomic
-from .report import CSV_FILE, JSON_FILE, audit_rows, describe_source, summary, summary_line
+from . import predict
+from .html import write_page
+from .pictures import PICTURE_FILE, draw_suspects_grid
+from .report import CLASS_PROBS_FILE, CSV_FILE, JSON_FILE, PREDICTIONS_FILE, UNUSED_KEYS
+from .report import audit_rows, describe_source, summary, summary_line
 from .report import write_csv, write_json
 from .scores import Audit, AuditOptions, audit_annotations
+from .truth import deleted_instances, missing_found, score_against_truth, truth_from_clean
+from .truth import truth_from_report
 
-PREDICTIONS_FILE = "predictions.json"
-# The model's class probabilities at each annotation's box (annotation id -> {category id: p}),
-# kept so that the audit can be scored again exactly from the files (`refine.audited`).
-CLASS_PROBS_FILE = "class_probabilities.json"
-# Keys of the annotations the audit does not read: it compares masks, not boxes or areas.
-UNUSED_KEYS = ("bbox", "area")
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Where an audit's predictions come from: exactly one of a COCO results file
+    (`detections`), the model `weights` run on the images with `config` on `device`, or `folds`
+    models cross-fitted on the audited file (trained with `config`, `max_iter` iterations each,
+    `seed`, `jobs` side by side; `config` None: the built-in shapes config for the built-in data,
+    else a CPU config sized from the data). `opts` (KEY VALUE) override the config of a model run
+    or trained."""
+
+    detections: Optional[os.PathLike] = None
+    weights: Optional[str] = None
+    folds: Optional[int] = None
+    config: Optional[os.PathLike] = None
+    opts: Sequence[str] = ()
+    max_iter: Optional[int] = None
+    device: str = "cpu"
+    seed: int = 0
+    jobs: int = DEFAULT_JOBS
+
+    def check(self) -> "Predictions":
+        """ValueError, naming the option as the audit command does, unless one source is given
+        with only the options that go with it, and every file it names exists."""
+        given = [s for s in (self.detections, self.weights, self.folds) if s is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of --detections, --weights and --folds")
+        if self.detections is not None and (self.config or self.max_iter or self.opts):
+            what = "--config" if self.config else "--max-iter" if self.max_iter else (
+                "KEY VALUE overrides")
+            raise ValueError(f"{what} goes with --weights or --folds")
+        if self.max_iter is not None and self.folds is None:
+            raise ValueError("--max-iter goes with --folds")
+        if self.folds is not None and self.folds < 2:
+            raise ValueError(f"--folds must be at least 2, got {self.folds}")
+        for path, what in ((self.detections, "results file"), (self.config, "config"),
+                           (self.weights, "weights file")):
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{what} {path} not found")
+        return self
 
 
 def run_audit(
     annotations: os.PathLike,
     image_dir: os.PathLike,
     output_dir: os.PathLike,
-    *,
-    detections: Optional[os.PathLike] = None,
-    weights: Optional[str] = None,
-    folds: Optional[int] = None,
-    config: Optional[os.PathLike] = None,
-    opts: Sequence[str] = (),
-    max_iter: Optional[int] = None,
+    predictions: Predictions,
     options: AuditOptions = AuditOptions(),
-    device: str = "cpu",
-    seed: int = 0,
-    jobs: Optional[int] = None,
+    *,
     num_pictures: int = 12,
     html: bool = True,
     clean: Optional[os.PathLike] = None,
     noise_report: Optional[os.PathLike] = None,
+    progress: Optional[RunProgress] = None,
 ) -> Dict[str, Any]:
-    """Audit the COCO file `annotations` (images under `image_dir`) against the predictions of
-    exactly one of: a results file `detections`, the model `weights` (with `config`), or `folds`
-    models cross-fitted on the file (`config`: None sizes one from the data, or the built-in
-    shapes config for the built-in data). With `noise_report` (of `python -m noisy_mask.noise`,
-    which made the annotations) or `clean` (the file they were made noisy from), the audit is
-    also scored against the truth. Returns {"summary", "line", "truth", "paths"}."""
-    sources = [s for s in (detections, weights, folds) if s is not None]
-    if len(sources) != 1:
-        raise ValueError("give exactly one of detections, weights and folds")
+    """Audit the COCO file `annotations` (images under `image_dir`) against `predictions`. With
+    `noise_report` (of `noisy-mask noise`, which made the annotations) or `clean` (the file they
+    were made noisy from), the audit is also scored against the truth. Cross-fitted folds report
+    to `progress` (default: progress of their own). Returns {"summary", "line", "truth",
+    "paths"}."""
+    predictions.check()
     options.check()
     name = coco_name(annotations, "annotations")
     gt = read_coco(annotations, name, UNUSED_KEYS)
@@ -66,29 +100,34 @@ def run_audit(
     output_dir.mkdir(parents=True, exist_ok=True)
     fold_records = None
     class_probs = None  # from the detections, unless a model is run
-    if detections is not None:
-        source = describe_source(detections=os.fspath(detections))
-        by_image = read_detections(Path(detections), gt, options.min_score)
+    if predictions.detections is not None:
+        source = describe_source(detections=os.fspath(predictions.detections))
+        by_image = read_detections(Path(predictions.detections), gt, options.min_score)
     else:
-        from . import predict  # detectron2 and torch: only to make predictions
-
-        config = _config(gt, annotations, image_dir, output_dir, config, weights is not None)
+        weights = predictions.weights
+        config = _config(gt, annotations, image_dir, output_dir, predictions.config,
+                         weights is not None)
         if weights is not None:
             results, class_probs = predict.predict_images(
-                gt, image_dir, config, weights, opts, device, options.min_score, name=name
-            )
+                gt, image_dir, config, weights, predictions.opts, predictions.device,
+                options.min_score, name=name,
+            )  # fmt: skip
             source = describe_source(weights=os.fspath(weights), config=os.fspath(config))
         else:
-            from ..engine.launcher import DEFAULT_JOBS
-
+            own_progress = progress is None
+            if own_progress:
+                progress = RunProgress(predictions.folds, predictions.jobs)
             results, fold_records = predict.cross_fit(
-                gt, annotations, image_dir, output_dir, folds, config, max_iter, opts, seed,
-                jobs or DEFAULT_JOBS, options.min_score,
+                gt, annotations, image_dir, output_dir, predictions.folds, config,
+                predictions.max_iter, predictions.opts, predictions.seed, predictions.jobs,
+                options.min_score, progress,
             )  # fmt: skip
+            if own_progress:
+                progress.close()
             source = describe_source(config=os.fspath(config), folds=fold_records)
             if Path(config).suffix in (".yaml", ".yml"):  # a lazy config's runs cannot be read
                 class_probs = predict.fold_class_probabilities(
-                    gt, image_dir, fold_records, device, name
+                    gt, image_dir, fold_records, predictions.device, name
                 )
         write_json_atomic(output_dir / PREDICTIONS_FILE, results, indent=None)
         if class_probs is not None:
@@ -128,26 +167,17 @@ def own_detections(
 def _config(gt, annotations, image_dir, output_dir: Path, config, for_weights: bool) -> Path:
     """The config given; else the built-in shapes config for the built-in data, else (cross-
     fitting only) a CPU config sized from the data, written to OUTPUT_DIR/config.yaml."""
-    from ..engine.launcher import SHAPES_CONFIG
-    from .predict import is_builtin_shapes
-
     if config is not None:
         return Path(config)
-    if is_builtin_shapes(gt):
+    if predict.is_builtin_shapes(gt):
         return SHAPES_CONFIG
     if for_weights:
         raise ValueError("--weights needs the --config the weights were trained with")
-    from ..engine.dataset_config import write_dataset_config
-
     return write_dataset_config(os.fspath(annotations), os.fspath(image_dir),
                                 output_dir / "config.yaml")  # fmt: skip
 
 
 def _truth(audit: Audit, gt, name: str, clean, noise_report) -> Optional[Dict[str, Any]]:
-    from ..coco.io import load_json
-    from .truth import deleted_instances, missing_found, score_against_truth, truth_from_clean
-    from .truth import truth_from_report
-
     clean_gt = None
     if clean is not None:
         clean_name = coco_name(clean, "clean annotations")
@@ -166,8 +196,6 @@ def _truth(audit: Audit, gt, name: str, clean, noise_report) -> Optional[Dict[st
 
 def _write(audit, gt, name, image_dir, output_dir: Path, source, fold_records, truth,
            num_pictures: int, html: bool) -> Dict[str, Any]:  # fmt: skip
-    from .pictures import PICTURE_FILE, draw_suspects_grid
-
     counts = summary(audit)
     line = summary_line(counts)
     meta: Dict[str, Any] = {
@@ -192,8 +220,6 @@ def _write(audit, gt, name, image_dir, output_dir: Path, source, fold_records, t
         if picture is not None:
             paths["picture"] = picture
     if html:
-        from .html import write_page
-
         rows = audit_rows(audit, gt)
         paths["html"] = write_page(output_dir, audit, rows, gt, image_dir, title, line)
     return {"summary": counts, "line": line, "truth": truth, "paths": paths}

@@ -25,9 +25,10 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..audit.run import run_audit
+from ..audit.run import Predictions, run_audit
 from ..audit.scores import AuditOptions
 from ..audit.truth import truth_line
+from ..engine.launcher import DEFAULT_JOBS
 from ..utils.overrides import check_overrides
 from . import COMMANDS, prog
 
@@ -87,32 +88,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_overrides(parser, args.opts)
-    if args.detections is not None:
-        given = [f for f, v in (("--config", args.config), ("--max-iter", args.max_iter)) if v]
-        if given or args.opts:
-            parser.error(f"{(given or ['KEY VALUE overrides'])[0]} goes with --weights or --folds")
-    if args.max_iter is not None and args.folds is None:
-        parser.error("--max-iter goes with --folds")
     annotations, image_dir = args.annotations
-    for path, what in ((annotations, "annotation file"), (args.detections, "results file"),
-                       (args.config, "config"), (args.weights, "weights file"),
-                       (args.clean, "clean annotation file"),
+    predictions = Predictions(
+        detections=args.detections, weights=args.weights, folds=args.folds, config=args.config,
+        opts=args.opts, max_iter=args.max_iter, device=args.device, seed=args.seed,
+        jobs=args.jobs or DEFAULT_JOBS,
+    )  # fmt: skip
+    try:
+        predictions.check()
+    except ValueError as e:
+        parser.error(str(e))
+    for path, what in ((annotations, "annotation file"), (args.clean, "clean annotation file"),
                        (args.noise_report, "noise report")):  # fmt: skip
         if path is not None and not Path(path).is_file():
             parser.error(f"{what} {path} not found")
     if not Path(image_dir).is_dir():
         parser.error(f"image folder {image_dir} not found")
-
     options = AuditOptions(args.min_score, args.match_iou, args.missing_score)
     if args.boundary_ratio is not None:
         options = dataclasses.replace(options, boundary_ratio=args.boundary_ratio)
     try:
         result = run_audit(
-            annotations, image_dir, args.output, detections=args.detections,
-            weights=args.weights, folds=args.folds, config=args.config, opts=args.opts,
-            max_iter=args.max_iter, options=options, device=args.device, seed=args.seed,
-            jobs=args.jobs, num_pictures=args.num_pictures, html=not args.no_html,
-            clean=args.clean, noise_report=args.noise_report,
+            annotations, image_dir, args.output, predictions, options,
+            num_pictures=args.num_pictures, html=not args.no_html, clean=args.clean,
+            noise_report=args.noise_report,
         )  # fmt: skip
     except (ValueError, OSError) as e:  # AnnotationError is a ValueError
         print(f"error: {e}", file=sys.stderr)

@@ -10,7 +10,6 @@ the pictures into the output folder (`noisy_mask.experiments.shapes_demo`). Fini
 trained again, so an interrupted experiment resumes where it stopped.
 """
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence

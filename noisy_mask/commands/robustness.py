@@ -22,23 +22,16 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..experiments.levels import AS_IS, LEVELS, REFERENCE_LEVELS, Splits, builtin_splits
-from ..experiments.refinement import BUILTIN_REFERENCE_IMAGES, RefineArm, RefinedCopyMismatchError
-from ..experiments.loss_grid import (
-    BCE_ONLY_LEVELS,
-    DEFAULT_LEVELS,
-    DEFAULT_LOSSES,
-    FINETUNE_CONFIG,
-    GRID,
-    PRETRAIN,
-    SMOKE,
-    USER_LEVELS,
-    USER_LOSSES,
-    USER_MAX_ITER,
-    StartingPoint,
-    run_robustness,
-)
+from ..engine.dataset_config import write_dataset_config
 from ..engine.launcher import DEFAULT_JOBS, Schedule
+from ..experiments.levels import AS_IS, LEVELS, Splits, builtin_splits
+from ..experiments.loss_grid import run_robustness
+from ..experiments.options import BCE_ONLY_LEVELS, BUILTIN_REFERENCE_IMAGES, DEFAULT_LEVELS
+from ..experiments.options import DEFAULT_LOSSES, FINETUNE_CONFIG, GRID, PRETRAIN, SMOKE
+from ..experiments.options import USER_LEVELS, USER_LOSSES, USER_MAX_ITER, Grid
+from ..experiments.options import check_levels
+from ..experiments.options import RefineArm, StartingPoint
+from ..experiments.refinement import RefinedCopyMismatchError
 from ..refine.options import CHOICES
 from ..utils.overrides import check_overrides
 from . import COMMANDS, prog
@@ -141,23 +134,24 @@ def refine_arm(parser: argparse.ArgumentParser, args, builtin: bool) -> Optional
         if given:
             parser.error(f"{given[0]} goes with --refine")
         return None
-    if args.refine_folds < 2:
-        parser.error("--refine-folds must be at least 2")
     if args.refine_reference and builtin:
         parser.error("--refine-reference goes with --train (the built-in data's reference is "
                      "--refine-reference-images)")
-    if args.refine_reference and not Path(args.refine_reference).is_file():
-        parser.error(f"--refine-reference: file {args.refine_reference} not found")
-    arm = RefineArm(folds=args.refine_folds, source=args.refine_source,
-                    reference=args.refine_reference,
-                    reference_images=args.refine_reference_images if builtin else 0,
-                    add_missing=not args.keep_missing, fix_classes=args.refine_fix_classes,
-                    max_iou=args.refine_max_iou)
+    arm = RefineArm(
+        folds=args.refine_folds, source=args.refine_source, reference=args.refine_reference,
+        reference_images=args.refine_reference_images if builtin else 0,
+        add_missing=not args.keep_missing, fix_classes=args.refine_fix_classes,
+        max_iou=args.refine_max_iou,
+    )  # fmt: skip
+    return checked(parser, arm.check)
+
+
+def checked(parser: argparse.ArgumentParser, check, *args):
+    """`check(*args)`, an experiment's rule: its ValueError is a usage error."""
     try:
-        arm.options()
-    except ValueError as e:  # the refine tool's own checks, e.g. max_iou above min_iou
-        parser.error(f"--refine-max-iou: {e}")
-    return arm
+        return check(*args)
+    except ValueError as e:
+        parser.error(str(e))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -165,8 +159,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     check_overrides(parser, args.opts)
     command = "noisy-mask robustness " + " ".join(sys.argv[1:] if argv is None else argv)
-    if args.train or args.val:
-        return _user_grid(parser, args, command)
+    grid = _user_grid(parser, args) if args.train or args.val else _builtin_grid(parser, args)
+    try:
+        table = run_robustness(grid, command)
+    except RefinedCopyMismatchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(table)
+    return 0
+
+
+def _builtin_grid(parser: argparse.ArgumentParser, args) -> Grid:
     if args.config:
         parser.error("--config goes with --train and --val (your data)")
     if args.weights and args.pretrain_iters:
@@ -175,8 +178,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.smoke:
         args.losses, args.levels, args.seeds = SMOKE["losses"], SMOKE["levels"], SMOKE["seeds"]
     levels = args.levels or list(DEFAULT_LEVELS)
-    if AS_IS in levels:
-        parser.error(f"level {AS_IS} is your data's reference: give --train and --val")
+    checked(parser, check_levels, levels, "clean")  # before the built-in data is written
     base = SMOKE["schedule"] if args.smoke else GRID
     if args.val_images is not None and args.val_images < 1:
         parser.error("--val-images must be at least 1")
@@ -187,30 +189,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         pretrain = Schedule(pretrain.num_train, 0, args.pretrain_iters)
     start = StartingPoint(weights=args.weights, pretrain=None if args.weights else pretrain,
                           variant=args.shapes_variant)
-    return _print_grid(
-        args.output, args.losses or list(DEFAULT_LOSSES), levels, args.seeds, schedule,
-        args.jobs, args.clean_losses, pretrain, command,
-        splits=builtin_splits(args.output, schedule, args.shapes_variant), start=start,
-        config=FINETUNE_CONFIG, overrides=args.opts, refine=arm,
-        refine_losses=args.refine_losses,
-    )
+    return Grid(args.output, builtin_splits(args.output, schedule, args.shapes_variant),
+                args.losses or list(DEFAULT_LOSSES), levels, args.seeds, schedule, start,
+                FINETUNE_CONFIG, args.opts, args.clean_losses, args.jobs, arm,
+                args.refine_losses)
 
 
-def _print_grid(*args, **kwargs) -> int:
-    """run_robustness with its table printed; exit status 2 with an error line when the folder
-    holds a refined copy made with other options."""
-    try:
-        table = run_robustness(*args, **kwargs)
-    except RefinedCopyMismatchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(table)
-    return 0
-
-
-def _user_grid(parser: argparse.ArgumentParser, args, command: str) -> int:
-    from ..engine.dataset_config import write_dataset_config
-
+def _user_grid(parser: argparse.ArgumentParser, args) -> Grid:
     if not (args.train and args.val):
         parser.error("--train and --val go together")
     for flag, value in (("--shapes-variant", args.shapes_variant != "plain"),
@@ -228,21 +213,14 @@ def _user_grid(parser: argparse.ArgumentParser, args, command: str) -> int:
         if not Path(image_dir).is_dir():
             parser.error(f"{flag}: image folder {image_dir} not found")
     levels = args.levels or list(USER_LEVELS)
-    misplaced = [level for level in levels if level in REFERENCE_LEVELS and level != AS_IS]
-    if misplaced:
-        parser.error(f"your data has no clean masks: its reference level is {AS_IS}, not "
-                     f"{', '.join(misplaced)}")
+    checked(parser, check_levels, levels, AS_IS)
     splits = Splits(*args.train, *args.val, reference=AS_IS)
     config = args.config
     if config is None:
         config = write_dataset_config(args.train[0], args.train[1], args.output / "config.yaml")
         print(f"Config sized from your data: {config}", flush=True)
-    start = StartingPoint(weights=args.weights)
     max_iter = args.max_iter or USER_MAX_ITER["weights" if args.weights else "scratch"]
     # num_train and num_val are the built-in dataset's sizes; the user's files decide here.
-    schedule = Schedule(0, 0, max_iter)
-    return _print_grid(
-        args.output, args.losses or list(USER_LOSSES), levels, args.seeds, schedule, args.jobs,
-        args.clean_losses, command=command, splits=splits, start=start, config=config,
-        overrides=args.opts, refine=arm, refine_losses=args.refine_losses,
-    )
+    return Grid(args.output, splits, args.losses or list(USER_LOSSES), levels, args.seeds,
+                Schedule(0, 0, max_iter), StartingPoint(weights=args.weights), config, args.opts,
+                args.clean_losses, args.jobs, arm, args.refine_losses)

@@ -1,5 +1,6 @@
-"""Training runs of the experiments: `python -m noisy_mask.train_net` in a subprocess per run,
-several side by side with the cores shared between them.
+"""Training runs of the experiments and the audit: `python -m noisy_mask.train_net` in a
+subprocess per run, several side by side with the cores shared between them, their progress
+reported (`engine.progress`).
 
 A finished run (with `eval_results.json`) is not trained again and an unfinished one resumes from
 its last checkpoint, so an interrupted experiment picks up where it stopped. A finished run whose
@@ -17,11 +18,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
+import yaml
+
+from ..data import generate_shapes_dataset
 from ..model_zoo import get_config_file
 from ..utils.atomic import write_json_atomic
 from ..utils.run_folders import EVAL_RESULTS_FILE
+from .progress import RunProgress
 
 SHAPES_CONFIG = Path(get_config_file("shapes/Base-Shapes-R18-FPN.yaml"))
 # A run's record of the validation file it was evaluated on, and the folder of an evaluation again.
@@ -119,13 +124,11 @@ def train_and_evaluate(
         *schedule.solver_opts(),
         *extra_opts,
     ]
-    started = time.time()
     run_train_net(run_dir, opts, loss, config, threads)
     # Finished runs are never resumed: only model_final.pth is worth its disk (100 MB a run).
     for checkpoint in run_dir.glob("model_[0-9]*.pth"):
         checkpoint.unlink()
     write_json_atomic(run_dir / EVALUATED_ON_FILE, evaluated_on(data["val_json"]))
-    print(f"  {loss}: trained and evaluated in {time.time() - started:.0f} s", flush=True)
     return json.loads(results_path.read_text())
 
 
@@ -158,8 +161,6 @@ def evaluated_elsewhere(run_dir: Path, val_json: os.PathLike) -> bool:
     """Whether a finished run was evaluated on a validation file other than `val_json`, by
     content: the one its evaluated_on.json records or, for a run without one, the file its
     config.yaml registers as val_clean (False when that file is gone: nothing to tell by)."""
-    import yaml
-
     stamp = run_dir / EVALUATED_ON_FILE
     if stamp.exists():
         return json.loads(stamp.read_text())["sha256"] != file_digest(val_json)
@@ -185,7 +186,6 @@ def evaluate_again(run_dir: Path, loss: str, data: Dict[str, str],
     folder = run_dir / EVALUATION_DIR
     if folder.exists():
         shutil.rmtree(folder)  # an evaluation interrupted earlier
-    started = time.time()
     run_train_net(folder, [*dataset_opts(data), "MODEL.WEIGHTS", str(weights)],
                   f"{run_dir} again", run_dir / "config.yaml", threads, eval_only=True)
     if (run_dir / "inference").exists():
@@ -193,8 +193,6 @@ def evaluate_again(run_dir: Path, loss: str, data: Dict[str, str],
     (folder / "inference").rename(run_dir / "inference")
     os.replace(folder / EVAL_RESULTS_FILE, run_dir / EVAL_RESULTS_FILE)
     write_json_atomic(run_dir / EVALUATED_ON_FILE, evaluated_on(data["val_json"]))
-    print(f"  {loss}: evaluated again on {data['val_json']} in {time.time() - started:.0f} s",
-          flush=True)
 
 
 def pretrain_detector(
@@ -210,8 +208,6 @@ def pretrain_detector(
     The mask head is not in these weights, so every mask head of the experiment learns its
     masks from its own (noisy) training annotations only.
     """
-    from ..data import generate_shapes_dataset
-
     run_dir = output_dir / "pretrain"
     weights = run_dir / "model_final.pth"
     if weights.exists():
@@ -233,15 +229,31 @@ def pretrain_detector(
         str(seed),
         *schedule.solver_opts(),
     ]
-    started = time.time()
-    run_train_net(run_dir, opts, "the pretrained detector", config, threads)
-    print(f"  pretrained detector: trained in {time.time() - started:.0f} s", flush=True)
+    progress = RunProgress(total=1)
+    run_in_parallel([Task("the detector pretrained without masks", run_dir,
+                          functools.partial(run_train_net, run_dir, opts,
+                                            "the pretrained detector", config))],
+                    jobs=1, progress=progress, threads=threads)
+    progress.close()
     return weights
 
 
-def run_in_parallel(tasks: Sequence, jobs: int) -> List:
-    """Call every task as `task(threads=...)`, `jobs` at a time, sharing the cores between them;
-    returns their results in order.
+@dataclass(frozen=True)
+class Task:
+    """One training run: its `name` in the progress lines ("mid seed 1 dice"), its folder (the
+    log, train_net.out, and eval_results.json are there), and `call(threads=...)`, which runs it
+    and returns what the caller needs."""
+
+    name: str
+    run_dir: Path
+    call: Callable[..., Any]
+
+
+def run_in_parallel(tasks: Sequence[Task], jobs: int, progress: Optional[RunProgress] = None,
+                    threads: Optional[int] = None) -> List:
+    """Call every task as `task.call(threads=...)`, `jobs` at a time, sharing the cores between
+    them (`threads` each if given); returns their results in order. Each task's start and end go
+    to `progress`.
 
     The last tasks, fewer than `jobs`, wait for the others and then share all the cores: one run
     left alone on its share would leave the other cores idle (a run alone on two threads takes
@@ -251,12 +263,22 @@ def run_in_parallel(tasks: Sequence, jobs: int) -> List:
     cores = os.cpu_count() or 1
     jobs = max(1, min(jobs, len(tasks)))
     full_rounds = len(tasks) - len(tasks) % jobs
+
+    def run(task: Task, threads: int) -> Any:
+        if progress is not None:
+            progress.start(task.name, task.run_dir)
+        started = time.time()
+        result = task.call(threads=threads)
+        if progress is not None:
+            progress.finish(task.name, task.run_dir, time.time() - started)
+        return result
+
     results = []
     for batch in (tasks[:full_rounds], tasks[full_rounds:]):
         if not batch:
             continue
         batch_jobs = min(jobs, len(batch))
-        threads = max(1, cores // batch_jobs)
+        batch_threads = threads or max(1, cores // batch_jobs)
         with ThreadPoolExecutor(max_workers=batch_jobs) as pool:
-            results += list(pool.map(lambda task: task(threads=threads), batch))
+            results += list(pool.map(lambda task: run(task, batch_threads), batch))
     return results

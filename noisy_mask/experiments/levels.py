@@ -11,7 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
+from ..data import generate_shapes_dataset
 from ..engine.launcher import Schedule
+from ..noise.apply import noise_file
+from ..noise.report import report_path as noise_report_path
+from ..refine.apply import report_path
 
 NOISE_LEVELS = ("clean", "easy", "mid", "hard")
 # `mid` split in two, to tell what a mask loss can win back from what it cannot:
@@ -59,8 +63,6 @@ class Splits:
 
 def builtin_splits(output_dir: Path, schedule: Schedule, variant: str = "plain") -> Splits:
     """The built-in shapes dataset of `variant` (seed 0) under output_dir/dataset, made once."""
-    from ..data import generate_shapes_dataset
-
     paths = generate_shapes_dataset(
         Path(output_dir) / "dataset", num_train=schedule.num_train, num_val=schedule.num_val,
         seed=0, variant=variant,
@@ -78,14 +80,10 @@ def level_data(output_dir: Path, splits: Splits, level: str, seed: int) -> Dict[
     level's annotations are its base level's refined copy, which must have been made
     (`experiments.refinement.refine_level`); the key refine_report is added.
     """
-    from ..noise.apply import noise_file
-
     if level.endswith(REFINED):
         refined = refined_json(output_dir, base_level(level), seed)
         if not refined.exists():
             raise FileNotFoundError(f"level {level}, seed {seed}: {refined} is not made yet")
-        from ..refine.apply import report_path
-
         data = level_data(output_dir, splits, base_level(level), seed)
         data.update(train_json=str(refined), noise=level, refine_report=str(report_path(refined)))
         return data
@@ -97,13 +95,13 @@ def level_data(output_dir: Path, splits: Splits, level: str, seed: int) -> Dict[
         valid = ", ".join(l for l in LEVELS if l not in REFERENCE_LEVELS)
         raise ValueError(f"noise level {level!r} is not one of {splits.reference}, {valid}")
     noisy_json = Path(output_dir) / "dataset" / f"instances_train_{level}_seed{seed}.json"
-    report_path = Path(str(noisy_json)[: -len(".json")] + ".noise_report.json")
-    if not (noisy_json.exists() and report_path.exists()):
+    noise_report = noise_report_path(noisy_json)
+    if not (noisy_json.exists() and noise_report.exists()):
         options = SPLIT_LEVELS.get(level, dict(preset=level))
         noisy_json.parent.mkdir(parents=True, exist_ok=True)
         noise_file(splits.train_json, noisy_json, seed=seed, **options)
     data.update(clean_train_json=splits.train_json, train_json=str(noisy_json),
-                noise_report=str(report_path))
+                noise_report=str(noise_report))
     return data
 
 

@@ -10,7 +10,8 @@ from scratch (see `StartingPoint`).
 An interrupted grid resumes: finished runs (with `eval_results.json`) are not repeated. Writes
 `results.json`, `results.md` (mean and standard deviation over seeds, the share of the AP lost to
 noise that each loss recovers versus BCE, and a verdict per level) and `pr_curves_<level>.png`
-into the output folder. The command is `python -m noisy_mask.robustness`.
+into the output folder. The grid's options are `experiments.options.Grid`; the command is
+`noisy-mask robustness`.
 """
 import functools
 import importlib.metadata
@@ -19,154 +20,96 @@ import os
 import platform
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from ..model_zoo import get_config_file
+from ..engine.launcher import Schedule, Task, evaluated_elsewhere
+from ..engine.launcher import run_in_parallel, train_and_evaluate
+from ..engine.progress import RunProgress
 from ..utils.atomic import write_json_atomic, write_text_atomic
 from ..utils.run_folders import EVAL_RESULTS_FILE, METRICS_FILE
-from .levels import AS_IS, NOISE_LEVELS, REFERENCE_LEVELS, REFINED, Splits, builtin_splits
-from .levels import level_data, refined_json
-from .refinement import RefineArm, check_refined_copies, refine_level, refinement_records
-from .refinement import refinement_table
-from ..engine.launcher import Schedule, evaluated_elsewhere, pretrain_detector, run_in_parallel
-from ..engine.launcher import train_and_evaluate
+from ..viz.curves import plot_pr_curves
+from .levels import REFERENCE_LEVELS, REFINED, level_data, refined_json
+from .options import BCE_ONLY_LEVELS, Grid
+from .refinement import check_refined_copies, refine_level, refinement_records, refinement_table
 from .stats import best_loss, markdown, refinement_goals, summarize, verdict
 from .split_half import run_half_aps, spread_lines, spread_sources
 
-DEFAULT_LOSSES = ("bce", "dice", "label_smoothing", "svls", "bootstrap_soft", "bce+pairwise_color")
-# clean, easy, mid, hard, and mid with clean masks: what a mask loss could win back at mid at most
-DEFAULT_LEVELS = NOISE_LEVELS + ("mid_no_outlines",)
-# On a user's data: the annotations as they are and the mid preset on top, the losses that did
-# best on the built-in grid and the two of the original experiment (30 runs with 3 seeds).
-USER_LOSSES = ("bce", "dice", "label_smoothing", "sce", "bce+pairwise_color")
-USER_LEVELS = (AS_IS, "mid")
-# Levels whose training masks are clean: only BCE is trained there.
-BCE_ONLY_LEVELS = ("mid_no_outlines",)
-# Every run fine-tunes one detector, pretrained without masks on 400 clean images of their own
-# (shapes seed 1; the grid's images are seed 0), as models are fine-tuned from a model zoo's
-# weights: a from-scratch run of 600 iterations reached 46.7 +- 4.8 mask AP on clean masks
-# (3 seeds, docs/robustness.md), a fine-tuned one of 300 iterations about 70.
-PRETRAIN = Schedule(num_train=400, num_val=0, max_iter=1500)
-PRETRAIN_SEED = 1
-FINETUNE_CONFIG = Path(get_config_file("shapes/Shapes-R18-FPN-finetune.yaml"))
-# 150 validation images: the evaluation's own sampling noise is part of the seed-to-seed spread.
-GRID = Schedule(num_train=200, num_val=150, max_iter=300)
-# From scratch on a user's data: 600 iterations (300 from given weights).
-USER_MAX_ITER = {"scratch": 600, "weights": 300}
-# Checks the whole pipeline, not the losses.
-SMOKE = dict(losses=("bce", "bce+pairwise_color"), levels=("clean", "mid"), seeds=(0,),
-             schedule=Schedule(num_train=100, num_val=50, max_iter=150),
-             pretrain=Schedule(num_train=200, num_val=0, max_iter=300))
 # Iterations of the run that measures the cost of one run before a grid starts.
 COST_PROBE_ITERS = 20
 
 
-@dataclass(frozen=True)
-class StartingPoint:
-    """Where every run of a grid starts: `weights` (a detectron2 checkpoint; heads whose shapes
-    differ are re-initialized, as detectron2 does), a detector pretrained without masks on
-    built-in images of its own with the `pretrain` schedule (made when a run first needs it), or,
-    with neither, from scratch."""
-
-    weights: str = ""
-    pretrain: Optional[Schedule] = None
-    variant: str = "plain"  # of the built-in images the detector is pretrained on
-
-    def describe(self) -> str:
-        if self.weights:
-            return f"fine-tuned from {self.weights}"
-        if self.pretrain is not None:
-            return (f"fine-tuned from a detector pretrained {self.pretrain.max_iter} iterations"
-                    + (f" on {self.variant} shapes" if self.variant != "plain" else ""))
-        return "trained from scratch"
-
-    def weights_opts(self, output_dir: Path, config: Path) -> List[str]:
-        """The MODEL.WEIGHTS override of every run (pretraining the detector if needed)."""
-        if self.pretrain is not None:
-            weights = pretrain_detector(output_dir, self.pretrain, PRETRAIN_SEED, config,
-                                        threads=os.cpu_count(), variant=self.variant)
-            return ["MODEL.WEIGHTS", str(weights)]
-        return ["MODEL.WEIGHTS", self.weights]
-
-
-def plan_runs(output_dir: Path, splits: Splits, losses, levels, seeds,
-              clean_losses: Optional[Sequence[str]] = None) -> List[Dict]:
-    """One dict per (seed, level, loss): loss, level, seed, run_dir and its data (noisy copies
-    written as needed). At the reference level only `clean_losses` are trained (all of `losses`
-    if None), at BCE_ONLY_LEVELS only bce."""
+def plan_runs(grid: Grid) -> List[Dict]:
+    """One dict per (seed, level, loss) of `grid`: loss, level, seed, run_dir and its data (noisy
+    copies written as needed)."""
     runs = []
-    for seed in seeds:
-        for level in levels:
-            data = level_data(output_dir, splits, level, seed)
-            level_losses = losses
-            if level == splits.reference and clean_losses is not None:
-                level_losses = clean_losses
+    for seed in grid.seeds:
+        for level in grid.levels:
+            data = level_data(grid.output_dir, grid.splits, level, seed)
+            level_losses = grid.losses
+            if level == grid.splits.reference and grid.clean_losses is not None:
+                level_losses = grid.clean_losses
             if level in BCE_ONLY_LEVELS:
                 level_losses = ["bce"]
             for loss in level_losses:
-                run_dir = output_dir / "runs" / level / f"seed{seed}" / loss.replace("+", "_plus_")
-                runs.append(dict(loss=loss, level=level, seed=seed, run_dir=str(run_dir),
-                                 data=data))
+                runs.append(dict(loss=loss, level=level, seed=seed,
+                                 run_dir=str(grid.run_dir(level, seed, loss)), data=data))
     return runs
 
 
-def run_grid(output_dir: Path, losses, levels, seeds, schedule: Schedule, jobs: int,
-             clean_losses: Optional[Sequence[str]] = None,
-             pretrain: Schedule = PRETRAIN, splits: Optional[Splits] = None,
-             start: Optional[StartingPoint] = None, config: Path = FINETUNE_CONFIG,
-             overrides: Sequence[str] = ()) -> List[Dict]:
-    """Train and evaluate every (loss, level, seed), `jobs` at a time; one record per run.
-
-    `splits` default to the built-in dataset and `start` to the detector pretrained with
-    `pretrain`, made first if a run still needs it. `overrides` (KEY VALUE ...) go to every run.
-    """
-    output_dir = Path(output_dir)
-    splits = splits or builtin_splits(output_dir, schedule)
-    start = start or StartingPoint(pretrain=pretrain)
-    runs = plan_runs(output_dir, splits, losses, levels, seeds, clean_losses)
-    return train_runs(output_dir, runs, schedule, jobs, start, config, overrides)
+def run_grid(grid: Grid, progress: Optional[RunProgress] = None) -> List[Dict]:
+    """Train and evaluate every run of `grid` not finished yet, `grid.jobs` at a time, each
+    reported to `progress`; one record per run (with its "results")."""
+    return train_runs(grid, plan_runs(grid), progress)
 
 
-def train_runs(output_dir: Path, runs: List[Dict], schedule: Schedule, jobs: int,
-               start: StartingPoint, config: Path, overrides: Sequence[str] = ()) -> List[Dict]:
-    """Train and evaluate the planned `runs` not finished yet, `jobs` at a time, each from
-    `start` with `overrides`; a run's own "options" (KEY VALUE ...) come after them and its own
-    "schedule" replaces `schedule`. Adds each run's "results"; returns `runs`."""
+def train_runs(grid: Grid, runs: List[Dict], progress: Optional[RunProgress] = None) -> List[Dict]:
+    """Train and evaluate the planned `runs` not finished yet, `grid.jobs` at a time, each from
+    `grid.start` with `grid.overrides`; a run's own "options" (KEY VALUE ...) come after them and
+    its own "schedule" replaces the grid's. Adds each run's "results"; returns `runs`."""
     trained_yet = [(Path(run["run_dir"]) / EVAL_RESULTS_FILE).exists() for run in runs]
-    opts: List[str] = [] if all(trained_yet) else start.weights_opts(output_dir, config)
-    opts += list(overrides)
+    opts: List[str] = ([] if all(trained_yet)
+                       else grid.start.weights_opts(grid.output_dir, grid.config))
+    opts += list(grid.overrides)
     # Finished runs only read their results; the others (and the finished ones to evaluate on
     # a changed validation file) share the cores.
-    finished = [done and not evaluated_elsewhere(Path(run["run_dir"]), run["data"]["val_json"])
-                for run, done in zip(runs, trained_yet)]
-    tasks = [functools.partial(train_and_evaluate, Path(run["run_dir"]), run["loss"],
-                               run.pop("data"), run.pop("schedule", schedule), run["seed"],
-                               [*opts, *run.get("options", ())], config=config)
-             for run in runs]
-    trained = iter(run_in_parallel([t for t, done in zip(tasks, finished) if not done], jobs))
+    tasks, finished = [], []
+    for run, done in zip(runs, trained_yet):
+        again = done and evaluated_elsewhere(Path(run["run_dir"]), run["data"]["val_json"])
+        finished.append(done and not again)
+        name = f"{run['level']} seed {run['seed']} {run['loss']}" + (
+            " (evaluated again: the validation file has changed)" if again else "")
+        call = functools.partial(train_and_evaluate, Path(run["run_dir"]), run["loss"],
+                                 run.pop("data"), run.pop("schedule", grid.schedule), run["seed"],
+                                 [*opts, *run.get("options", ())], config=grid.config)
+        tasks.append(Task(name, Path(run["run_dir"]), call))
+    to_train = [task for task, done in zip(tasks, finished) if not done]
+    trained = iter(run_in_parallel(to_train, grid.jobs, progress))
     for run, task, done in zip(runs, tasks, finished):
-        run["results"] = task() if done else next(trained)
+        run["results"] = task.call() if done else next(trained)
     return runs
 
 
-def measure_run_cost(output_dir: Path, splits: Splits, schedule: Schedule, jobs: int,
-                     start: StartingPoint, config: Path, overrides: Sequence[str] = ()) -> float:
-    """Minutes one run of `schedule` takes here, from a run of COST_PROBE_ITERS iterations of bce
-    on the reference annotations (with its evaluation, at the threads a run of `jobs` side by side
-    gets), extrapolated by its measured time per iteration. Kept in output_dir/cost.json."""
-    cost_file = Path(output_dir) / "cost.json"
+def measure_run_cost(grid: Grid) -> float:
+    """Minutes one run of the grid's schedule takes here, from a run of COST_PROBE_ITERS
+    iterations of bce on the reference annotations (with its evaluation, at the threads a run of
+    `grid.jobs` side by side gets), extrapolated by its measured time per iteration. Kept in
+    output_dir/cost.json."""
+    cost_file = Path(grid.output_dir) / "cost.json"
     if cost_file.exists():
         return json.loads(cost_file.read_text())["minutes_per_run"]
+    schedule = grid.schedule
     probe_iters = min(COST_PROBE_ITERS, schedule.max_iter)
     probe = Schedule(schedule.num_train, schedule.num_val, probe_iters)
-    run_dir = Path(output_dir) / "cost_probe"
-    data = level_data(output_dir, splits, splits.reference, 0)
-    opts = [*start.weights_opts(output_dir, config), *overrides]
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    run_dir = Path(grid.output_dir) / "cost_probe"
+    data = level_data(grid.output_dir, grid.splits, grid.splits.reference, 0)
+    opts = [*grid.start.weights_opts(grid.output_dir, grid.config), *grid.overrides]
+    threads = max(1, (os.cpu_count() or 1) // grid.jobs)
+    print(f"Measuring the cost of a run: {probe_iters} iterations and an evaluation, log "
+          f"{run_dir / 'train_net.out'}", flush=True)
     started = time.time()
-    train_and_evaluate(run_dir, "bce", data, probe, 0, opts, threads=threads, config=config)
+    train_and_evaluate(run_dir, "bce", data, probe, 0, opts, threads=threads, config=grid.config)
     probe_seconds = time.time() - started
     rows = [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines()]
     per_iter = [row["time"] for row in rows if "time" in row]
@@ -192,40 +135,16 @@ def code_version() -> str:
         return "unknown"
 
 
-def run_robustness(
-    output_dir: Path,
-    losses: Sequence[str],
-    levels: Sequence[str],
-    seeds: Sequence[int],
-    schedule: Schedule = GRID,
-    jobs: int = 1,
-    clean_losses: Optional[Sequence[str]] = None,
-    pretrain: Schedule = PRETRAIN,
-    command: str = "",
-    splits: Optional[Splits] = None,
-    start: Optional[StartingPoint] = None,
-    config: Path = FINETUNE_CONFIG,
-    overrides: Sequence[str] = (),
-    refine: Optional[RefineArm] = None,
-    refine_losses: Optional[Sequence[str]] = None,
-) -> str:
-    """Run the grid (bce is always added: every share is measured against it), print the measured
-    cost first, and write results.md, results.json and pr_curves_<level>.png into `output_dir`;
-    returns results.md's text. `command` is recorded in its header.
-
-    With `refine`, each noise level is also refined per seed (`experiments.refinement`) and
-    `refine_losses` are trained on the refined annotations (default: bce and the level's best
-    loss by the grid), as the level `<level>_refined`."""
-    from ..viz.plot import plot_pr_curves
-
-    output_dir = Path(output_dir)
-    splits = splits or builtin_splits(output_dir, schedule)
-    start = start or StartingPoint(pretrain=pretrain)
-    losses = list(losses) if "bce" in losses else ["bce", *losses]
-    if clean_losses is not None and "bce" not in clean_losses:
-        clean_losses = ["bce", *clean_losses]
+def run_robustness(grid: Grid, command: str = "") -> str:
+    """Run `grid` (bce is always added: every share is measured against it), print the measured
+    cost first and the progress over the runs, and write results.md, results.json and
+    pr_curves_<level>.png into its output folder; returns results.md's text. `command` is
+    recorded in its header. With `grid.refine`, each noise level is also refined per seed
+    (`experiments.refinement`) and trained on again."""
+    grid = grid.check().with_bce()
+    output_dir, splits, refine = Path(grid.output_dir), grid.splits, grid.refine
     started, version = time.time(), code_version()
-    runs = plan_runs(output_dir, splits, losses, levels, seeds, clean_losses)
+    runs = plan_runs(grid)
     todo = sum(not (Path(r["run_dir"]) / EVAL_RESULTS_FILE).exists() for r in runs)
     again = sum((Path(r["run_dir"]) / EVAL_RESULTS_FILE).exists()
                 and evaluated_elsewhere(Path(r["run_dir"]), splits.val_json) for r in runs)
@@ -233,34 +152,43 @@ def run_robustness(
         print(f"{again} finished runs to evaluate again: {splits.val_json} has changed since "
               "they were evaluated", flush=True)
     if refine is not None:  # per level and seed not refined yet: its folds, then two losses
-        check_refined_copies(output_dir, refinable(levels), seeds, refine)
-        todo += sum(refine.folds + (len(refine_losses) if refine_losses else 2)
-                    for level in refinable(levels) for seed in seeds
+        check_refined_copies(output_dir, refinable(grid.levels), grid.seeds, refine)
+        todo += sum(refine.folds + (len(grid.refine_losses) if grid.refine_losses else 2)
+                    for level in refinable(grid.levels) for seed in grid.seeds
                     if not refined_json(output_dir, level, seed).exists())
+    minutes = None
     if todo:
-        minutes = measure_run_cost(output_dir, splits, schedule, jobs, start, config, overrides)
+        grid.start.weights_opts(output_dir, grid.config)  # the pretrained detector, made first
+        minutes = measure_run_cost(grid)
         print(f"{len(runs)} runs ({todo} to train), {minutes:.1f} min per run measured here, "
-              f"{jobs} side by side: about {minutes * todo / jobs:.1f} min", flush=True)
-    records = run_grid(output_dir, losses, levels, seeds, schedule, jobs, clean_losses, pretrain,
-                       splits, start, config, overrides)
+              f"{grid.jobs} side by side: about {minutes * todo / grid.jobs:.1f} min", flush=True)
+    progress = RunProgress(todo + again, grid.jobs, minutes and minutes * 60)
+    records = run_grid(grid, progress)
     refined_levels: List[str] = []
     if refine is not None:
-        records += refine_and_train(output_dir, splits, levels, seeds, schedule, jobs, refine,
-                                    refine_losses, records, losses, start, config, overrides)
+        records += refine_and_train(grid, records, progress)
         refined_levels = list(dict.fromkeys(r["level"] for r in records
                                             if r["level"].endswith(REFINED)))
+    progress.close()
+    return write_results(grid, records, refined_levels, command, version, time.time() - started)
+
+
+def write_results(grid: Grid, records: List[Dict], refined_levels: Sequence[str], command: str,
+                  version: str, seconds: float) -> str:
+    """results.md (returned), results.json and pr_curves_<level>.png of a finished grid."""
+    output_dir, splits, refine = Path(grid.output_dir), grid.splits, grid.refine
+    losses, levels, seeds = grid.losses, grid.levels, grid.seeds
     summary = summarize(records)
     val_gt = json.loads(Path(splits.val_json).read_text())  # read once for every run's halves
     for record in records:
         record["halves"] = run_half_aps(Path(record["run_dir"]), Path(splits.val_json), val_gt)
     spread = spread_lines(spread_sources(records), len(val_gt["images"]))
-    elapsed = time.time() - started
     header = (f"Command: `{command}`  \n"
               f"Commit: {version}; machine: {platform.machine()}, "
-              f"{os.cpu_count()} cores; this invocation: {elapsed / 60:.1f} min "
-              f"(runs already finished are not repeated); {schedule.max_iter} iterations per run, "
-              f"{start.describe()}; training annotations {splits.train_json}, evaluation on "
-              f"{splits.val_json}.\n")
+              f"{os.cpu_count()} cores; this invocation: {seconds / 60:.1f} min "
+              f"(runs already finished are not repeated); {grid.schedule.max_iter} iterations "
+              f"per run, {grid.start.describe()}; training annotations {splits.train_json}, "
+              f"evaluation on {splits.val_json}.\n")
     advice = verdict(summary, records, losses, levels, splits.reference) or [
         "- only bce was trained: give --losses to compare others with it"]
     all_losses = list(dict.fromkeys([*losses, *(r["loss"] for r in records)]))
@@ -269,7 +197,8 @@ def run_robustness(
                         splits.reference)
              + "\n\n" + "\n".join(spread))
     results = {"records": records, "summary": summary, "verdict": advice,
-               "schedule": asdict(schedule), "start": asdict(start) | {"describe": start.describe()},
+               "schedule": asdict(grid.schedule),
+               "start": asdict(grid.start) | {"describe": grid.start.describe()},
                "reference": splits.reference}
     if refine is not None:
         refinements = refinement_records(output_dir, refinable(levels), seeds)
@@ -296,22 +225,20 @@ def refinable(levels: Sequence[str]) -> List[str]:
             if level not in REFERENCE_LEVELS and level not in BCE_ONLY_LEVELS]
 
 
-def refine_and_train(output_dir: Path, splits: Splits, levels, seeds, schedule: Schedule,
-                     jobs: int, arm: RefineArm, refine_losses: Optional[Sequence[str]],
-                     records: Sequence[Dict], losses, start: StartingPoint, config: Path,
-                     overrides: Sequence[str]) -> List[Dict]:
-    """Refine every noise level of `levels` per seed (the audits' folds `jobs` at a time), then
-    train `refine_losses` on the refined annotations (default: bce and the level's best loss by
-    `records`); one record per run, at level `<level>_refined`."""
+def refine_and_train(grid: Grid, records: Sequence[Dict],
+                     progress: Optional[RunProgress] = None) -> List[Dict]:
+    """Refine every noise level of the grid per seed (the audits' folds `grid.jobs` at a time),
+    then train `grid.refine_losses` on the refined annotations (default: bce and the level's best
+    loss by `records`); one record per run, at level `<level>_refined`."""
     summary = summarize(records)
-    opts = [*start.weights_opts(output_dir, config), *overrides]
+    opts = [*grid.start.weights_opts(grid.output_dir, grid.config), *grid.overrides]
     refined_records: List[Dict] = []
-    for level in refinable(levels):
-        level_losses = list(refine_losses) if refine_losses else [
-            "bce", *filter(None, [best_loss(summary, records, losses, level)])]
-        for seed in seeds:
-            refine_level(output_dir, splits, level, seed, arm, schedule, config, opts, jobs)
-        refined_records += run_grid(output_dir, level_losses, [level + REFINED], seeds, schedule,
-                                    jobs, splits=splits, start=start, config=config,
-                                    overrides=overrides)
+    for level in refinable(grid.levels):
+        level_losses = list(grid.refine_losses) if grid.refine_losses else [
+            "bce", *filter(None, [best_loss(summary, records, grid.losses, level)])]
+        for seed in grid.seeds:
+            refine_level(grid, level, seed, opts, progress)
+        refined = replace(grid, losses=level_losses, levels=[level + REFINED],
+                          clean_losses=None, refine=None, refine_losses=None)
+        refined_records += run_grid(refined, progress)
     return refined_records

@@ -11,68 +11,26 @@ whose annotation ids the noisy copies keep.
 """
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
 from typing import Dict, List, Optional, Sequence
 
-from ..refine import MAX_IOU
+from ..audit.report import JSON_FILE
+from ..audit.run import Predictions, run_audit
+from ..engine.progress import RunProgress
+from ..refine.apply import refine_file, report_path
 from ..utils.atomic import write_json_atomic
-from .levels import Splits, level_data, refine_folder, refined_json
-from ..engine.launcher import Schedule
+from .levels import level_data, refine_folder, refined_json
+from .options import Grid, RefineArm
 
 AUDIT_DIR = "audit"
 REFERENCE_FILE = "reference.json"
-# On the built-in data: the clean masks of 5 training images stand for the few images a user
-# annotates with care (docs/refine.md: without a reference a weak model finds no source).
-BUILTIN_REFERENCE_IMAGES = 5
 # The refine options an arm sets, checked against a refined copy made earlier in the folder.
 ARM_OPTIONS = ("source", "max_iou", "add_missing", "fix_classes")
 
 
 class RefinedCopyMismatchError(ValueError):
     """A refined copy already in a grid's folder was made with other refine options."""
-
-
-@dataclass(frozen=True)
-class RefineArm:
-    """How the arm refines: `folds` cross-fitted models; the refine tool's `source`; a reference
-    file (`reference`, a COCO file of some training images annotated with care) or, for data
-    whose clean masks are known, the clean annotations of the first `reference_images` training
-    images as that reference; `add_missing`: add the confident predictions no annotation covers
-    (the noise deletes instances); `fix_classes`: correct the classes the model disputes, where
-    the reference shows that fixes more than it breaks, beyond chance; `max_iou`: the refine
-    tool's --max-iou (1: every matched annotation may get a new mask, not only the suspicious)."""
-
-    folds: int = 2
-    source: str = "auto"
-    reference: Optional[str] = None
-    reference_images: int = 0
-    add_missing: bool = True
-    fix_classes: bool = False
-    max_iou: float = MAX_IOU
-
-    def options(self):
-        """The refine tool's options (`refine.apply.RefineOptions`) for this arm."""
-        from ..refine.apply import RefineOptions
-
-        return RefineOptions(source=self.source, add_missing=self.add_missing,
-                             fix_classes=self.fix_classes, max_iou=self.max_iou).check()
-
-    def describe(self) -> str:
-        if self.reference:
-            how = f"reference {self.reference}"
-        elif self.reference_images:
-            how = f"the clean masks of {self.reference_images} training images as the reference"
-        else:
-            how = "no reference (label-free evidence)"
-        options = self.options()
-        scope = (f"the masks of audited mask IoU in {options.iou_range()}"
-                 if options.max_iou < 1 else "every matched mask")
-        return (f"audited with {self.folds} cross-fitted folds, refined with source "
-                f"{self.source} ({how}; {scope})"
-                f"{', missing instances added' if self.add_missing else ''}"
-                f"{', classes corrected where the reference agrees' if self.fix_classes else ''}")
 
 
 def write_reference(clean_json: str, num_images: int, output: Path) -> Path:
@@ -86,34 +44,32 @@ def write_reference(clean_json: str, num_images: int, output: Path) -> Path:
     return output
 
 
-def refine_level(
-    output_dir: Path, splits: Splits, level: str, seed: int, arm: RefineArm, schedule: Schedule,
-    config: Path, opts: Sequence[str], jobs: int,
-) -> Path:
-    """Audit and refine the noisy training annotations of `level` and `seed` (made once, under
-    `levels.refine_folder`); returns the refined file. `opts` (KEY VALUE, the starting weights
-    included) go to every cross-fitted run, as to the grid's runs."""
-    from ..audit.run import run_audit
-    from ..refine.apply import report_path, refine_file
-
-    refined = refined_json(output_dir, level, seed)
+def refine_level(grid: Grid, level: str, seed: int, opts: Sequence[str],
+                 progress: Optional[RunProgress] = None) -> Path:
+    """Audit and refine the noisy training annotations of `level` and `seed` with the grid's
+    refinement arm (made once, under `levels.refine_folder`); returns the refined file. The
+    cross-fitted runs train the grid's schedule with its config and `opts` (KEY VALUE, the
+    starting weights included), as the grid's runs do, and report to `progress`."""
+    arm = grid.refine
+    refined = refined_json(grid.output_dir, level, seed)
     if refined.exists() and report_path(refined).exists():  # made as asked: check_refined_copies
         return refined
-    folder = refine_folder(output_dir, level, seed)
-    data = level_data(output_dir, splits, level, seed)
-    audit = run_audit(
-        data["train_json"], data["train_images"], folder / AUDIT_DIR, folds=arm.folds,
-        config=config, opts=opts, max_iter=schedule.max_iter, seed=seed, jobs=jobs,
-        clean=splits.train_json, noise_report=data["noise_report"],
-    )  # fmt: skip
-    print(f"  {level} seed {seed}: {audit['line']}", flush=True)
+    folder = refine_folder(grid.output_dir, level, seed)
+    data = level_data(grid.output_dir, grid.splits, level, seed)
+    predictions = Predictions(folds=arm.folds, config=grid.config, opts=opts,
+                              max_iter=grid.schedule.max_iter, seed=seed, jobs=grid.jobs)
+    audit = run_audit(data["train_json"], data["train_images"], folder / AUDIT_DIR, predictions,
+                      clean=grid.splits.train_json, noise_report=data["noise_report"],
+                      progress=progress)
     reference = arm.reference
     if reference is None and arm.reference_images:
-        reference = write_reference(splits.train_json, arm.reference_images,
+        reference = write_reference(grid.splits.train_json, arm.reference_images,
                                     folder / REFERENCE_FILE)
     result = refine_file(data["train_json"], data["train_images"], folder / AUDIT_DIR, refined,
-                         reference=reference, clean=splits.train_json, options=arm.options())
-    print(f"  {level} seed {seed}: {result['line']}", flush=True)
+                         reference=reference, clean=grid.splits.train_json,
+                         options=arm.options())
+    for line in (audit["line"], result["line"]):
+        (progress.write if progress is not None else print)(f"{level} seed {seed}: {line}")
     return refined
 
 
@@ -121,8 +77,6 @@ def check_refined_copies(output_dir: Path, levels: Sequence[str], seeds: Sequenc
                          arm: RefineArm) -> None:
     """`check_made_as_asked` for every refined copy of `levels` and `seeds` already in
     `output_dir`: before a grid trains anything, not after its runs."""
-    from ..refine.apply import report_path
-
     for level in levels:
         for seed in seeds:
             report = report_path(refined_json(output_dir, level, seed))
@@ -148,9 +102,6 @@ def refinement_records(output_dir: Path, levels: Sequence[str], seeds: Sequence[
     """Per noise level and seed refined: what the audit found against the truth and what the
     refinement changed, with the mean IoU of the noisy and of the refined training masks with
     the reference ones."""
-    from ..audit.report import JSON_FILE
-    from ..refine.apply import report_path
-
     records = []
     for level in levels:
         for seed in seeds:

@@ -12,10 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from ..utils.atomic import write_text_atomic
-from .levels import mean_noise_iou, prepare_data
-from .loss_grid import FINETUNE_CONFIG, StartingPoint, run_grid
 from ..engine.launcher import Schedule
+from ..engine.progress import RunProgress
+from ..utils.atomic import write_text_atomic
+from ..utils.run_folders import EVAL_RESULTS_FILE
+from ..viz.curves import plot_loss_curves, plot_pr_curves
+from ..viz.pictures import draw_noise_grid, draw_predictions_grid
+from .levels import builtin_splits, mean_noise_iou, prepare_data
+from .loss_grid import plan_runs, run_grid
+from .options import FINETUNE_CONFIG, Grid, StartingPoint
 from .stats import markdown, summarize
 
 # bce and the original experiment's two losses, and the best loss of the built-in grid
@@ -52,8 +57,6 @@ QUICK = DemoPlan(
 def draw_pictures(output_dir: Path, data: Dict[str, str], run_dirs, labels) -> str:
     """What the noise did to the training masks and what each run predicts, as PNG files;
     returns the markdown that links them."""
-    from ..viz.pictures import draw_noise_grid, draw_predictions_grid
-
     links = ""
     if "noise_report" in data:
         draw_noise_grid(data["clean_train_json"], data["train_json"], data["train_images"],
@@ -77,15 +80,20 @@ def run_demo(
 
     `pretrained`: weights of a detector to start from instead of pretraining one (a quick demo
     reuses the full demo's)."""
-    from ..viz.plot import plot_loss_curves, plot_pr_curves
-
     output_dir = Path(output_dir)
     losses = list(losses) if "bce" in losses else ["bce", *losses]
     levels = ["clean", noise]
     start = (StartingPoint(weights=str(pretrained)) if pretrained
              else StartingPoint(pretrain=plan.pretrain))
-    records = run_grid(output_dir, losses, levels, [seed], plan.schedule, jobs, ["bce"],
-                       splits=None, start=start, config=FINETUNE_CONFIG, overrides=FROZEN_TRUNK)
+    grid = Grid(output_dir, builtin_splits(output_dir, plan.schedule), losses, levels, [seed],
+                plan.schedule, start, FINETUNE_CONFIG, FROZEN_TRUNK, clean_losses=["bce"],
+                jobs=jobs)
+    start.weights_opts(output_dir, FINETUNE_CONFIG)  # the pretrained detector, made first
+    unfinished = sum(not (Path(run["run_dir"]) / EVAL_RESULTS_FILE).exists()
+                     for run in plan_runs(grid))
+    progress = RunProgress(unfinished, jobs)
+    records = run_grid(grid, progress)
+    progress.close()
     run_dirs = [r["run_dir"] for r in records]
     labels = [f"{r['loss']} ({r['level']})" for r in records]
     plot_pr_curves(run_dirs, output_dir / "pr_curves.png", labels=labels)

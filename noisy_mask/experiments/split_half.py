@@ -20,6 +20,8 @@ from pathlib import Path
 from statistics import mean, variance
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
+from ..evaluation.coco_eval import evaluate_coco_json
+from ..evaluation.detections import find_results_file
 from ..utils.atomic import write_json_atomic
 
 HALVES_FILE = "eval_halves.json"
@@ -44,8 +46,6 @@ def half_aps(results: Sequence[Mapping[str, Any]], gt: Mapping[str, Any],
              name: str) -> List[Dict[str, float]]:
     """[{iou type: AP}, {iou type: AP}] of the COCO `results` on each half of `gt`
     (`split_images`); `name` is the ground truth's in messages."""
-    from ..evaluation.coco_eval import evaluate_coco_json
-
     aps = []
     for half in split_images(gt):
         keep = {image["id"] for image in half["images"]}
@@ -59,8 +59,6 @@ def run_half_aps(run_dir: Path, val_json: Path, gt: Mapping[str, Any]) -> List[D
     """`half_aps` of a grid run's saved detections on the validation file `val_json` (read:
     `gt`), kept in RUN_DIR/eval_halves.json (made again when the detections or the file are
     newer)."""
-    from ..evaluation.detections import find_results_file
-
     detections = find_results_file(run_dir)
     cache = Path(run_dir) / HALVES_FILE
     newest = max(detections.stat().st_mtime_ns, Path(val_json).stat().st_mtime_ns)

@@ -22,11 +22,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..coco.io import annotation_rle, read_coco
 from ..coco.rle import area, to_rle
+from ..engine.launcher import Schedule, run_train_net
+from ..engine.progress import RunProgress
 from ..utils.atomic import write_json_atomic, write_text_atomic
 from ..utils.run_folders import DETECTIONS_FILE, EVAL_RESULTS_FILE, find_run_file
 from .levels import builtin_splits, level_data
-from .loss_grid import FINETUNE_CONFIG, GRID, PRETRAIN, StartingPoint, train_runs
-from ..engine.launcher import Schedule, run_train_net
+from .loss_grid import train_runs
+from .options import FINETUNE_CONFIG, GRID, PRETRAIN, Grid, StartingPoint
 from .stats import format_mean_std, format_values, paired_gains, summarize
 
 
@@ -163,14 +165,19 @@ def run_variants(output_dir: Path, names: Sequence[str], levels: Sequence[str],
     start = start or StartingPoint(pretrain=PRETRAIN)
     runs = plan_variant_runs(output_dir, names, levels, seeds, schedule)
     max_iters = [run["schedule"].max_iter for run in runs]
-    records = train_runs(output_dir, runs, schedule, jobs, start, FINETUNE_CONFIG)
+    grid = Grid(output_dir, builtin_splits(output_dir, schedule), names, levels, seeds, schedule,
+                start, FINETUNE_CONFIG, jobs=jobs)
+    start.weights_opts(output_dir, FINETUNE_CONFIG)  # the pretrained detector, made first
+    unfinished = sum(not (Path(run["run_dir"]) / EVAL_RESULTS_FILE).exists() for run in runs)
+    progress = RunProgress(unfinished, jobs)
+    records = train_runs(grid, runs, progress)
+    progress.close()
     for record, max_iter in zip(records, max_iters):
         detections = find_run_file(record["run_dir"], DETECTIONS_FILE, "detections")
         record.update(max_iter=max_iter, mask_box_fill=mask_box_fill(detections))
-    splits = builtin_splits(output_dir, schedule)
     lines = [f"Command: `{command}`  ", f"Every run {start.describe()}; {schedule.num_train} "
              f"training images, evaluation on {schedule.num_val} clean validation images.", "",
-             *variants_table(records, names, levels, annotation_box_fill(Path(splits.val_json)))]
+             *variants_table(records, names, levels, annotation_box_fill(Path(grid.splits.val_json)))]
     text = "\n".join(lines) + "\n"
     write_text_atomic(output_dir / "loss_variants.md", text)
     write_json_atomic(output_dir / "loss_variants.json", {"records": records, "command": command})

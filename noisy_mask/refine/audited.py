@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from ..audit.report import JSON_FILE
-from ..audit.run import CLASS_PROBS_FILE, PREDICTIONS_FILE, UNUSED_KEYS
+from ..audit.report import CLASS_PROBS_FILE, JSON_FILE, PREDICTIONS_FILE, UNUSED_KEYS
 from ..audit.scores import AnnotationScore, AuditOptions, MissingPrediction, audit_annotations
 from ..coco.io import AnnotationError, load_json, read_coco
 from ..evaluation.detections import read_detections

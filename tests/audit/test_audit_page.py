@@ -10,7 +10,7 @@ import pytest
 from audit_cases import hand_case, write_case
 from samples import coco_dict, rle, square, square_annotation
 
-from noisy_mask.audit.run import run_audit
+from noisy_mask.audit.run import Predictions, run_audit
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
@@ -72,7 +72,7 @@ def test_the_console_errors_are_seen(browser, tmp_path):
 
 def test_page_loads_shows_every_annotation_and_sorts(browser, tmp_path):
     gt_path, image_dir, results_path = write_case(tmp_path, *hand_case())
-    run_audit(gt_path, image_dir, tmp_path / "out", detections=results_path)
+    run_audit(gt_path, image_dir, tmp_path / "out", Predictions(detections=results_path))
     browser.get((tmp_path / "out" / "audit.html").as_uri())
     assert errors(browser) == []
     # columns: 0 rank, 1 picture, 2 annotation, ..., 4 class, 7 mask IoU, 11 class margin,
@@ -142,7 +142,8 @@ def wait_for_images(browser, done, timeout: float = 20.0) -> int:
 def test_ten_thousand_rows_stay_usable(browser, tmp_path):
     gt, results = many_squares(num_images=100, per_side=10)
     gt_path, image_dir, results_path = write_case(tmp_path, gt, results)
-    run_audit(gt_path, image_dir, tmp_path / "out", detections=results_path, num_pictures=0)
+    run_audit(gt_path, image_dir, tmp_path / "out", Predictions(detections=results_path),
+              num_pictures=0)
     started = time.perf_counter()
     browser.get((tmp_path / "out" / "audit.html").as_uri())
     load = time.perf_counter() - started

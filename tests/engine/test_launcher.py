@@ -1,5 +1,6 @@
 import threading
 import time
+from pathlib import Path
 
 from noisy_mask.engine import launcher
 
@@ -19,7 +20,7 @@ def test_last_task_waits_for_the_others_and_gets_every_core(monkeypatch):
             events.append((name, "end"))
         return name
 
-    tasks = [lambda threads, n=n, s=s: task(n, s, threads)
+    tasks = [launcher.Task(n, Path(n), lambda threads, n=n, s=s: task(n, s, threads))
              for n, s in [("a", 0.05), ("b", 0.3), ("c", 0.05), ("d", 0.05), ("e", 0.05)]]
     assert launcher.run_in_parallel(tasks, jobs=2) == ["a", "b", "c", "d", "e"]
     starts = {e[0]: e for e in events if e[1] == "start"}
@@ -33,9 +34,10 @@ def test_last_task_waits_for_the_others_and_gets_every_core(monkeypatch):
 
 def test_fewer_tasks_than_jobs_share_the_cores(monkeypatch):
     monkeypatch.setattr(launcher.os, "cpu_count", lambda: 2)
-    seen = launcher.run_in_parallel([lambda threads: threads] * 3, jobs=4)
+    task = launcher.Task("t", Path("t"), lambda threads: threads)
+    seen = launcher.run_in_parallel([task] * 3, jobs=4)
     assert seen == [1, 1, 1]  # 3 jobs on 2 cores: at least one thread each
-    assert launcher.run_in_parallel([lambda threads: threads], jobs=2) == [2]
+    assert launcher.run_in_parallel([task], jobs=2) == [2]
     assert launcher.run_in_parallel([], jobs=2) == []
 
 

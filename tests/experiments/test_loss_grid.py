@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from noisy_mask.experiments import loss_grid
-from noisy_mask.experiments.levels import prepare_data
+from noisy_mask.experiments.levels import builtin_splits, prepare_data
+from noisy_mask.experiments.options import FINETUNE_CONFIG, Grid
 from noisy_mask.engine.launcher import Schedule
 from noisy_mask.utils.run_folders import EVAL_RESULTS_FILE
 
@@ -21,7 +22,9 @@ def test_finished_runs_are_not_repeated(tmp_path):
             run_dir.mkdir(parents=True)
             expected[level, loss] = {"segm": {"AP": len(expected) + 1.0}}
             (run_dir / EVAL_RESULTS_FILE).write_text(json.dumps(expected[level, loss]))
-    records = loss_grid.run_grid(tmp_path, ["bce", "bce+dice"], ["clean", "mid"], [0], schedule, 1)
+    grid = Grid(tmp_path, builtin_splits(tmp_path, schedule), ["bce", "bce+dice"], ["clean", "mid"],
+                [0], schedule)
+    records = loss_grid.run_grid(grid)
     assert {(r["level"], r["loss"]): r["results"] for r in records} == expected
     assert not list(tmp_path.glob("runs/*/*/*/train_net.out"))
     assert (tmp_path / "dataset" / "instances_train_mid_seed0.json").exists()
@@ -33,8 +36,9 @@ def test_clean_losses_limit_what_is_trained_on_clean_masks(tmp_path):
         run_dir = tmp_path / "runs" / level / "seed0" / loss
         run_dir.mkdir(parents=True)
         (run_dir / EVAL_RESULTS_FILE).write_text(json.dumps({"segm": {"AP": 1.0}}))
-    records = loss_grid.run_grid(tmp_path, ["bce", "gce"], ["clean", "mid"], [0], schedule, 1,
-                                  clean_losses=["bce"])
+    grid = Grid(tmp_path, builtin_splits(tmp_path, schedule), ["bce", "gce"], ["clean", "mid"],
+                [0], schedule, clean_losses=["bce"])
+    records = loss_grid.run_grid(grid)
     assert [(r["level"], r["loss"]) for r in records] == [("clean", "bce"), ("mid", "bce"), ("mid", "gce")]
 
 
@@ -63,14 +67,14 @@ def test_runs_fine_tune_the_pretrained_detector_without_its_mask_head(tmp_path):
     from noisy_mask.engine.launcher import pretrain_detector, train_and_evaluate
 
     weights = pretrain_detector(tmp_path, Schedule(num_train=4, num_val=0, max_iter=10), seed=1,
-                                config=loss_grid.FINETUNE_CONFIG)
+                                config=FINETUNE_CONFIG)
     pretrained = torch.load(weights, weights_only=False)["model"]
     assert any(k.startswith("backbone.bottom_up.") for k in pretrained)
     assert any(k.startswith("roi_heads.box_predictor.") for k in pretrained)
     assert not any(k.startswith("roi_heads.mask_head.") for k in pretrained)
     # Kept weights are returned without training again.
     stamp = weights.stat().st_mtime_ns
-    assert pretrain_detector(tmp_path, Schedule(4, 0, 10), 1, loss_grid.FINETUNE_CONFIG) == weights
+    assert pretrain_detector(tmp_path, Schedule(4, 0, 10), 1, FINETUNE_CONFIG) == weights
     assert weights.stat().st_mtime_ns == stamp
 
     # A run with a learning rate of 0 ends with exactly the pretrained weights outside the
@@ -80,7 +84,7 @@ def test_runs_fine_tune_the_pretrained_detector_without_its_mask_head(tmp_path):
     run_dir = tmp_path / "run"
     results = train_and_evaluate(run_dir, "bce+pairwise_color", data, schedule, 0,
                                  ["MODEL.WEIGHTS", str(weights), "SOLVER.BASE_LR", "0.0"],
-                                 config=loss_grid.FINETUNE_CONFIG)
+                                 config=FINETUNE_CONFIG)
     assert {"bbox", "segm", "boundary"} <= set(results)
     # The intermediate checkpoints (every 3 of the 10 iterations) are gone, the final one kept.
     assert sorted(p.name for p in run_dir.glob("*.pth")) == ["model_final.pth"]

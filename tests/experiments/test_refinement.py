@@ -7,6 +7,7 @@ import pytest
 
 from noisy_mask.data import generate_shapes_dataset
 from noisy_mask.experiments import refinement
+from noisy_mask.experiments.options import RefineArm
 from noisy_mask.experiments.levels import Splits, base_level, level_data, refined_json
 from noisy_mask.commands.robustness import build_parser, refine_arm
 
@@ -43,14 +44,14 @@ def test_refine_arm_from_the_flags(tmp_path):
     parser = build_parser()
     assert refine_arm(parser, parser.parse_args(["--output", "o"]), builtin=True) is None
     builtin = refine_arm(parser, parser.parse_args(["--output", "o", "--refine"]), builtin=True)
-    assert builtin == refinement.RefineArm(folds=2, source="auto", reference=None,
+    assert builtin == RefineArm(folds=2, source="auto", reference=None,
                                            reference_images=5, add_missing=True)
     reference = tmp_path / "ref.json"
     reference.write_text("{}")
     args = parser.parse_args(["--output", "o", "--refine", "--refine-reference", str(reference),
                               "--refine-folds", "3", "--keep-missing", "--refine-source",
                               "grabcut", "--refine-fix-classes"])
-    assert refine_arm(parser, args, builtin=False) == refinement.RefineArm(
+    assert refine_arm(parser, args, builtin=False) == RefineArm(
         folds=3, source="grabcut", reference=str(reference), reference_images=0,
         add_missing=False, fix_classes=True)
     assert "reference " + str(reference) in refine_arm(parser, args, builtin=False).describe()
@@ -64,12 +65,12 @@ def test_refine_arm_from_the_flags(tmp_path):
 def test_a_refined_copy_is_used_again_only_if_made_as_asked(tmp_path):
     # the report a refine with the arm's options writes, and one with another --max-iou
     report = tmp_path / "refined.refine_report.json"
-    made = refinement.RefineArm(reference_images=5)
+    made = RefineArm(reference_images=5)
     report.write_text(json.dumps({"options": asdict(made.options())}))
     refinement.check_made_as_asked(report, made)
     with pytest.raises(ValueError, match=r"refined.refine_report.json: this refined copy was "
                                          r"made with max_iou 0.8 \(asked 1.0\)"):
-        refinement.check_made_as_asked(report, refinement.RefineArm(max_iou=1.0))
+        refinement.check_made_as_asked(report, RefineArm(max_iou=1.0))
     # a grid checks every copy already in its folder before it trains anything
     copy = refined_json(tmp_path, "mid", 1)
     copy.parent.mkdir(parents=True)
@@ -78,7 +79,7 @@ def test_a_refined_copy_is_used_again_only_if_made_as_asked(tmp_path):
     with pytest.raises(ValueError, match=r"seed1/instances_train_refined.refine_report.json: .*"
                                          r"max_iou 0.8 \(asked 1.0\)"):
         refinement.check_refined_copies(tmp_path, ["mid"], [0, 1],
-                                        refinement.RefineArm(max_iou=1.0))
+                                        RefineArm(max_iou=1.0))
 
 
 def test_refined_level_trains_on_the_refined_copy(tmp_path):

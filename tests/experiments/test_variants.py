@@ -12,7 +12,7 @@ from noisy_mask.experiments.variants import (
     run_variants,
     with_references,
 )
-from noisy_mask.experiments.loss_grid import StartingPoint
+from noisy_mask.experiments.options import StartingPoint
 from noisy_mask.engine.launcher import Schedule
 from noisy_mask.utils.run_folders import DETECTIONS_FILE, EVAL_RESULTS_FILE
 
