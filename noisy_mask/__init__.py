@@ -5,6 +5,7 @@
 """
 
 import contextlib
+import logging
 import warnings
 from typing import Iterator
 
@@ -22,6 +23,14 @@ def quiet_torchscript_deprecation() -> Iterator[None]:
         )
         yield
 
+
+def _not_fx_tracing_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("is_fx_tracing will return true")
+
+
+# detectron2's ROIPooler asks torch.fx whether it is tracing; from torch 2.10 on that logs a
+# warning about torch.fx's own API once per process, which users can do nothing about.
+logging.getLogger("torch.fx._symbolic_trace").addFilter(_not_fx_tracing_notice)
 
 with quiet_torchscript_deprecation():
     from .config import add_noisy_mask_config, check_noisy_mask_config

@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from noisy_mask import model_zoo
+from noisy_mask.commands import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
-TOOLS = ("noise", "validate", "plot", "visualize", "train_net", "experiment")
+# The `python -m noisy_mask.X` doors of the commands the README teaches.
+TOOLS = ("noise", "validate", "plot", "visualize", "train_net", "robustness", "audit", "refine",
+         "data.shapes")
 
 
 def package_files(package_dir: Path):
@@ -160,10 +163,18 @@ def test_train_net_from_the_wheel_trains_and_evaluates(installed, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_experiment_command_runs_from_the_wheel(installed):
-    result = run_installed(installed, "-m", "noisy_mask.experiment", "--help")
-    assert result.stdout.startswith("usage:")
-    assert "--output" in result.stdout
+def test_the_console_script_runs_from_the_wheel(installed):
+    script = installed["site"] / "bin" / "noisy-mask"
+    listing = subprocess.run([str(script), "--help"], cwd=installed["work"], env=installed["env"],
+                             capture_output=True, text=True, timeout=300)
+    assert listing.returncode == 0, listing.stderr
+    words = " ".join(listing.stdout.split())  # the purposes are wrapped at 100 columns
+    for command, purpose in COMMANDS.items():
+        assert f" {command} {' '.join(purpose.split())}" in words, command
+    demo = subprocess.run([str(script), "demo", "--help"], cwd=installed["work"],
+                          env=installed["env"], capture_output=True, text=True, timeout=300)
+    assert demo.returncode == 0, demo.stderr
+    assert demo.stdout.startswith("usage: noisy-mask demo") and "--output" in demo.stdout
 
 
 def test_get_config_file_lists_the_shipped_configs_when_one_is_missing():
@@ -198,6 +209,20 @@ def test_commands_print_no_warning(tool_help, tool):
     assert returncode == 0, stderr
     assert stdout.startswith("usage:")
     assert [line for line in stderr.splitlines() if "Warning" in line] == []
+
+
+def test_import_silences_torch_fx_tracing_notice_and_nothing_else():
+    # detectron2's ROIPooler calls torch.fx's is_fx_tracing, which logs a notice about torch's
+    # own API once per process; after `import noisy_mask` it is dropped, other warnings are not.
+    call = "from torch.fx._symbolic_trace import is_fx_tracing; is_fx_tracing()\n"
+    other = "import logging; logging.getLogger('torch.fx._symbolic_trace').warning('other')\n"
+    runs = {name: subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                                 text=True, timeout=300)
+            for name, code in (("plain", call), ("ours", "import noisy_mask\n" + call + other))}
+    assert "is_fx_tracing will return true" in runs["plain"].stderr
+    assert "is_fx_tracing" not in runs["ours"].stderr
+    lines = runs["ours"].stderr.strip().splitlines()  # torch's format: "W... <string>:3] other"
+    assert len(lines) == 1 and lines[0].endswith("] other")
 
 
 def test_import_silences_only_torchs_script_deprecation():

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 from ..engine.launcher import DEFAULT_JOBS, Schedule
 from ..experiments.levels import NOISE_LEVELS
-from ..experiments.loss_grid import GRID, PRETRAIN, StartingPoint
+from ..experiments.options import GRID, PRETRAIN, StartingPoint
 from ..experiments.variants import VARIANTS, run_variants
 from . import COMMANDS, prog
 

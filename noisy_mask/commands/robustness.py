@@ -27,7 +27,8 @@ from ..engine.launcher import DEFAULT_JOBS, Schedule
 from ..experiments.levels import AS_IS, LEVELS, Splits, builtin_splits
 from ..experiments.loss_grid import run_robustness
 from ..experiments.options import BCE_ONLY_LEVELS, BUILTIN_REFERENCE_IMAGES, DEFAULT_LEVELS
-from ..experiments.options import DEFAULT_LOSSES, FINETUNE_CONFIG, GRID, PRETRAIN, SMOKE
+from ..experiments.options import DEFAULT_LOSSES, DEFAULT_SEEDS, FINETUNE_CONFIG, GRID, PRETRAIN
+from ..experiments.options import SMOKE
 from ..experiments.options import USER_LEVELS, USER_LOSSES, USER_MAX_ITER, Grid
 from ..experiments.options import check_levels
 from ..experiments.options import RefineArm, StartingPoint
@@ -63,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                              f"{' '.join(USER_LEVELS)}. mid_outlines and mid_no_outlines split "
                              "mid into its mask part and the rest; at "
                              f"{', '.join(BCE_ONLY_LEVELS)} only bce is trained")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help=f"default: {' '.join(map(str, DEFAULT_SEEDS))} (0 with --smoke)")
     parser.add_argument("--clean-losses", nargs="+", default=None,
                         help="losses trained at the reference level (default: all of --losses); "
                              "the recovered share needs only bce there")
@@ -74,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                              f"{USER_MAX_ITER['weights']} from --weights)")
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="runs side by side")
     parser.add_argument("--smoke", action="store_true",
-                        help=f"built-in data: only {SMOKE['losses']} at {SMOKE['levels']}, seed 0")
+                        help=f"built-in data: a small subset, by default "
+                             f"{' '.join(SMOKE['losses'])} at {' '.join(SMOKE['levels'])}, seed 0 "
+                             "(--losses, --levels and --seeds still choose)")
     parser.add_argument("--pretrain-iters", type=int, default=None,
                         help=f"built-in data: iterations of the detector pretrained without "
                              f"masks (default {PRETRAIN.max_iter}; "
@@ -175,8 +179,10 @@ def _builtin_grid(parser: argparse.ArgumentParser, args) -> Grid:
     if args.weights and args.pretrain_iters:
         parser.error("--pretrain-iters makes the detector that --weights replaces: give one")
     arm = refine_arm(parser, args, builtin=True)
-    if args.smoke:
-        args.losses, args.levels, args.seeds = SMOKE["losses"], SMOKE["levels"], SMOKE["seeds"]
+    if args.smoke:  # its subset, unless the flags name others
+        args.losses = args.losses or list(SMOKE["losses"])
+        args.levels = args.levels or list(SMOKE["levels"])
+        args.seeds = args.seeds or list(SMOKE["seeds"])
     levels = args.levels or list(DEFAULT_LEVELS)
     checked(parser, check_levels, levels, "clean")  # before the built-in data is written
     base = SMOKE["schedule"] if args.smoke else GRID
@@ -190,7 +196,7 @@ def _builtin_grid(parser: argparse.ArgumentParser, args) -> Grid:
     start = StartingPoint(weights=args.weights, pretrain=None if args.weights else pretrain,
                           variant=args.shapes_variant)
     return Grid(args.output, builtin_splits(args.output, schedule, args.shapes_variant),
-                args.losses or list(DEFAULT_LOSSES), levels, args.seeds, schedule, start,
+                args.losses or list(DEFAULT_LOSSES), levels, args.seeds or list(DEFAULT_SEEDS), schedule, start,
                 FINETUNE_CONFIG, args.opts, args.clean_losses, args.jobs, arm,
                 args.refine_losses)
 
@@ -221,6 +227,6 @@ def _user_grid(parser: argparse.ArgumentParser, args) -> Grid:
         print(f"Config sized from your data: {config}", flush=True)
     max_iter = args.max_iter or USER_MAX_ITER["weights" if args.weights else "scratch"]
     # num_train and num_val are the built-in dataset's sizes; the user's files decide here.
-    return Grid(args.output, splits, args.losses or list(USER_LOSSES), levels, args.seeds,
-                Schedule(0, 0, max_iter), StartingPoint(weights=args.weights), config, args.opts,
+    return Grid(args.output, splits, args.losses or list(USER_LOSSES), levels,
+                args.seeds or list(DEFAULT_SEEDS), Schedule(0, 0, max_iter), StartingPoint(weights=args.weights), config, args.opts,
                 args.clean_losses, args.jobs, arm, args.refine_losses)

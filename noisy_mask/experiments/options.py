@@ -19,6 +19,8 @@ DEFAULT_LEVELS = NOISE_LEVELS + ("mid_no_outlines",)
 # best on the built-in grid and the two of the original experiment (30 runs with 3 seeds).
 USER_LOSSES = ("bce", "dice", "label_smoothing", "sce", "bce+pairwise_color")
 USER_LEVELS = (AS_IS, "mid")
+# Three seeds: a spread, and a paired comparison per seed.
+DEFAULT_SEEDS = (0, 1, 2)
 # Levels whose training masks are clean: only BCE is trained there.
 BCE_ONLY_LEVELS = ("mid_no_outlines",)
 # Every run fine-tunes one detector, pretrained without masks on 400 clean images of their own
