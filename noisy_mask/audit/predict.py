@@ -32,8 +32,9 @@ from pycocotools import mask as mask_utils
 from ..coco.io import annotation_rle, read_image
 from ..config import add_noisy_mask_config, check_noisy_mask_config
 from ..data.shapes import SHAPE_CLASSES
-from ..engine.launcher import DEFAULT_JOBS, Schedule, Task, file_digest, run_in_parallel
+from ..engine.launcher import Launch, Schedule, Task, file_digest, run_in_parallel
 from ..engine.launcher import run_train_net
+from ..engine.placement import Slot
 from ..engine.progress import RunProgress
 from ..utils.atomic import write_json_atomic
 from ..utils.run_folders import DETECTIONS_FILE, find_run_file
@@ -277,7 +278,7 @@ def cross_fit(
     max_iter: Optional[int] = None,
     opts: Sequence[str] = (),
     seed: int = 0,
-    jobs: int = DEFAULT_JOBS,
+    launch: Launch = Launch(),
     min_score: float = 0.05,
     progress: Optional[RunProgress] = None,
 ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
@@ -327,7 +328,7 @@ def cross_fit(
         tasks.append(Task(f"fold {fold + 1} of {folds} of {Path(annotations_path).name}",
                           fold_dir / "run",
                           partial(_fold_task, fold, folds, spec, fold_dir, Path(config), run_opts)))
-    paths = run_in_parallel(tasks, max(1, min(jobs, folds)), progress)
+    paths = run_in_parallel(tasks, launch, progress)
     results = []
     for path in paths:
         results += json.loads(Path(path).read_text())
@@ -336,7 +337,7 @@ def cross_fit(
 
 def _fold_task(
     fold: int, folds: int, spec: Dict[str, Any], fold_dir: Path, config: Path,
-    run_opts: Sequence[str], threads: Optional[int] = None,
+    run_opts: Sequence[str], slot: Optional[Slot] = None,
 ) -> Path:
     """Train fold `fold` and return its held-out results file. A fold finished with the same spec
     is kept, an interrupted one resumes; a run of another spec is deleted first."""
@@ -355,7 +356,7 @@ def _fold_task(
     if state.get("spec") != spec:
         shutil.rmtree(run_dir, ignore_errors=True)
     write_json_atomic(spec_path, {"spec": spec, "done": False})
-    run_train_net(run_dir, run_opts, f"fold {fold} of {folds}", config, threads)
+    run_train_net(run_dir, run_opts, f"fold {fold} of {folds}", config, slot)
     for checkpoint in run_dir.glob("model_[0-9]*.pth"):
         checkpoint.unlink()  # only model_final.pth is kept
     write_json_atomic(spec_path, {"spec": spec, "done": True})

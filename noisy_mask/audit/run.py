@@ -18,7 +18,7 @@ from pycocotools import mask as mask_utils
 
 from ..coco.io import coco_name, load_json, read_coco
 from ..engine.dataset_config import write_dataset_config
-from ..engine.launcher import DEFAULT_JOBS, SHAPES_CONFIG
+from ..engine.launcher import SHAPES_CONFIG, Launch
 from ..engine.progress import RunProgress
 from ..evaluation.detections import Detection, read_detections
 from ..utils.atomic import write_json_atomic
@@ -37,11 +37,11 @@ from .truth import truth_from_report
 @dataclass(frozen=True)
 class Predictions:
     """Where an audit's predictions come from: exactly one of a COCO results file
-    (`detections`), the model `weights` run on the images with `config` on `device`, or `folds`
-    models cross-fitted on the audited file (trained with `config`, `max_iter` iterations each,
-    `seed`, `jobs` side by side; `config` None: the built-in shapes config for the built-in data,
-    else a CPU config sized from the data). `opts` (KEY VALUE) override the config of a model run
-    or trained."""
+    (`detections`), the model `weights` run on the images with `config`, or `folds` models
+    cross-fitted on the audited file (trained with `config`, `max_iter` iterations each, `seed`;
+    `config` None: the built-in shapes config for the built-in data, else a CPU config sized from
+    the data). `opts` (KEY VALUE) override the config of a model run or trained; `launch` says
+    where the fold models train and, by its device, where `weights` and the folds predict."""
 
     detections: Optional[os.PathLike] = None
     weights: Optional[str] = None
@@ -49,9 +49,8 @@ class Predictions:
     config: Optional[os.PathLike] = None
     opts: Sequence[str] = ()
     max_iter: Optional[int] = None
-    device: str = "cpu"
     seed: int = 0
-    jobs: int = DEFAULT_JOBS
+    launch: Launch = Launch()
 
     def check(self) -> "Predictions":
         """ValueError, naming the option as the audit command does, unless one source is given
@@ -109,17 +108,18 @@ def run_audit(
                          weights is not None)
         if weights is not None:
             results, class_probs = predict.predict_images(
-                gt, image_dir, config, weights, predictions.opts, predictions.device,
+                gt, image_dir, config, weights, predictions.opts, predictions.launch.device,
                 options.min_score, name=name,
             )  # fmt: skip
             source = describe_source(weights=os.fspath(weights), config=os.fspath(config))
         else:
             own_progress = progress is None
             if own_progress:
-                progress = RunProgress(predictions.folds, predictions.jobs)
+                progress = RunProgress(predictions.folds,
+                                       predictions.launch.side_by_side() or predictions.folds)
             results, fold_records = predict.cross_fit(
                 gt, annotations, image_dir, output_dir, predictions.folds, config,
-                predictions.max_iter, predictions.opts, predictions.seed, predictions.jobs,
+                predictions.max_iter, predictions.opts, predictions.seed, predictions.launch,
                 options.min_score, progress,
             )  # fmt: skip
             if own_progress:
@@ -127,7 +127,7 @@ def run_audit(
             source = describe_source(config=os.fspath(config), folds=fold_records)
             if Path(config).suffix in (".yaml", ".yml"):  # a lazy config's runs cannot be read
                 class_probs = predict.fold_class_probabilities(
-                    gt, image_dir, fold_records, predictions.device, name
+                    gt, image_dir, fold_records, predictions.launch.device, name
                 )
         write_json_atomic(output_dir / PREDICTIONS_FILE, results, indent=None)
         if class_probs is not None:

@@ -28,9 +28,10 @@ from typing import Optional, Sequence
 from ..audit.run import Predictions, run_audit
 from ..audit.scores import AuditOptions
 from ..audit.truth import truth_line
-from ..engine.launcher import DEFAULT_JOBS
+from ..engine.launcher import RunsFailedError
 from ..utils.overrides import check_overrides
 from . import COMMANDS, prog
+from .arguments import add_launch_arguments, launch_from_args
 
 EXIT_BAD_INPUT = 2
 
@@ -53,9 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="detectron2 config of --weights, or to train with --folds")
     parser.add_argument("--max-iter", type=int, default=None,
                         help="with --folds: iterations per model (default: the config's)")
-    parser.add_argument("--device", default="cpu", help="with --weights (default: cpu)")
-    parser.add_argument("--jobs", type=int, default=None,
-                        help="with --folds: runs side by side (default: 2 on 2 or more cores)")
     parser.add_argument("--seed", type=int, default=0,
                         help="with --folds: the split of the images and the training seed")
     parser.add_argument("--min-score", type=float, default=0.05,
@@ -79,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the clean file a noisy copy was made from: the same, paired by "
                             "annotation id, and the deleted instances among the possibly "
                             "missing ones")
+    add_launch_arguments(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
                         help="config overrides (with --weights or --folds)")
     return parser
@@ -91,8 +90,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     annotations, image_dir = args.annotations
     predictions = Predictions(
         detections=args.detections, weights=args.weights, folds=args.folds, config=args.config,
-        opts=args.opts, max_iter=args.max_iter, device=args.device, seed=args.seed,
-        jobs=args.jobs or DEFAULT_JOBS,
+        opts=args.opts, max_iter=args.max_iter, seed=args.seed,
+        launch=launch_from_args(parser, args),
     )  # fmt: skip
     try:
         predictions.check()
@@ -116,6 +115,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, OSError) as e:  # AnnotationError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except RunsFailedError as e:  # a fold model failed, named with its log
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(result["line"])
     if result["truth"] is not None:
         print(truth_line(result["truth"]))

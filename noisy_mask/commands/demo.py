@@ -10,14 +10,16 @@ the pictures into the output folder (`noisy_mask.experiments.shapes_demo`). Fini
 trained again, so an interrupted experiment resumes where it stopped.
 """
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..engine.launcher import RunsFailedError
 from ..experiments.shapes_demo import DEMO_LOSSES, FULL, QUICK, run_demo
 from ..experiments.levels import LEVELS
-from ..engine.launcher import DEFAULT_JOBS
 from . import COMMANDS, prog
+from .arguments import add_launch_arguments, launch_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,9 +31,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="losses trained on the noisy masks (default: %(default)s)")
     parser.add_argument("--noise", default="mid", choices=[lvl for lvl in LEVELS if lvl != "clean"])
     parser.add_argument("--seed", type=int, default=0, help="noise and training seed")
-    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
-                        help="runs trained side by side, the cores shared between them "
-                             f"(default {DEFAULT_JOBS})")
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -43,22 +42,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pretrained", default=None,
                         help="weights of a detector to fine-tune instead of pretraining one "
                              "(make demo-quick passes the full demo's when it exists)")
+    add_launch_arguments(parser)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.pretrained and not Path(args.pretrained).is_file():
-        build_parser().error(f"--pretrained: {args.pretrained} not found")
+        parser.error(f"--pretrained: {args.pretrained} not found")
+    launch = launch_from_args(parser, args)
     started = time.time()
     print(
-        f"noisy-mask experiment: clean bce, and {', '.join(args.losses)} at noise {args.noise}; "
-        f"{plan.schedule.max_iter} iterations each, output {args.output}",
+        f"noisy-mask demo: clean bce, and {', '.join(args.losses)} at noise {args.noise}; "
+        f"{plan.schedule.max_iter} iterations each {launch.describe()}, output {args.output}",
         flush=True,
     )
-    table_path = run_demo(args.output, args.losses, args.noise, plan, args.seed, args.jobs,
-                          args.pretrained)
+    try:
+        table_path = run_demo(args.output, args.losses, args.noise, plan, args.seed, launch,
+                              args.pretrained)
+    except RunsFailedError as e:  # each failed run named with its log; the others ran
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print()
     print(table_path.read_text())
     print(

@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..engine.launcher import Launch
+from ..engine.placement import DEVICES, resolve_device
 from ..experiments.variants import evaluate_at_thresholds, thresholds_table
 from . import COMMANDS, prog
 
@@ -21,11 +23,18 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("runs", nargs="+", type=Path, help="finished run folders")
     parser.add_argument("--thresholds", nargs="+", type=float, default=[0.5, 0.7, 0.9])
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="auto (default): CUDA when torch sees a GPU, else the CPU")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    rows = {str(run): evaluate_at_thresholds(run, args.thresholds) for run in args.runs}
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:  # the evaluations run one after the other, each on the whole machine
+        slot = Launch(resolve_device(args.device), jobs=1).slots()[0]
+    except ValueError as e:
+        parser.error(str(e))
+    rows = {str(run): evaluate_at_thresholds(run, args.thresholds, slot) for run in args.runs}
     print("\n".join(thresholds_table(rows)))
     return 0

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..engine.dataset_config import write_dataset_config
-from ..engine.launcher import DEFAULT_JOBS, Schedule
+from ..engine.launcher import RunsFailedError, Schedule
 from ..experiments.levels import AS_IS, LEVELS, Splits, builtin_splits
 from ..experiments.loss_grid import run_robustness
 from ..experiments.options import BCE_ONLY_LEVELS, BUILTIN_REFERENCE_IMAGES, DEFAULT_LEVELS
@@ -36,6 +36,7 @@ from ..experiments.refinement import RefinedCopyMismatchError
 from ..refine.options import CHOICES
 from ..utils.overrides import check_overrides
 from . import COMMANDS, prog
+from .arguments import add_launch_arguments, launch_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
                              f"{SMOKE['schedule'].max_iter} with --smoke; with --train "
                              f"{USER_MAX_ITER['scratch']} from scratch, "
                              f"{USER_MAX_ITER['weights']} from --weights)")
-    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="runs side by side")
     parser.add_argument("--smoke", action="store_true",
                         help=f"built-in data: a small subset, by default "
                              f"{' '.join(SMOKE['losses'])} at {' '.join(SMOKE['levels'])}, seed 0 "
@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the refine tool's --fix-classes: take the model's confident "
                              "classes, where the reference shows they fix more than they break "
                              "(a sign test at 0.05)")
+    add_launch_arguments(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
                         help="config overrides passed to every run")
     return parser
@@ -169,6 +170,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except RefinedCopyMismatchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except RunsFailedError as e:  # each failed run named with its log; the others ran
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(table)
     return 0
 
@@ -197,7 +201,7 @@ def _builtin_grid(parser: argparse.ArgumentParser, args) -> Grid:
                           variant=args.shapes_variant)
     return Grid(args.output, builtin_splits(args.output, schedule, args.shapes_variant),
                 args.losses or list(DEFAULT_LOSSES), levels, args.seeds or list(DEFAULT_SEEDS), schedule, start,
-                FINETUNE_CONFIG, args.opts, args.clean_losses, args.jobs, arm,
+                FINETUNE_CONFIG, args.opts, args.clean_losses, launch_from_args(parser, args), arm,
                 args.refine_losses)
 
 
@@ -229,4 +233,4 @@ def _user_grid(parser: argparse.ArgumentParser, args) -> Grid:
     # num_train and num_val are the built-in dataset's sizes; the user's files decide here.
     return Grid(args.output, splits, args.losses or list(USER_LOSSES), levels,
                 args.seeds or list(DEFAULT_SEEDS), Schedule(0, 0, max_iter), StartingPoint(weights=args.weights), config, args.opts,
-                args.clean_losses, args.jobs, arm, args.refine_losses)
+                args.clean_losses, launch_from_args(parser, args), arm, args.refine_losses)

@@ -22,7 +22,7 @@ their defaults in `noisy_mask.config`.
 
 import logging
 import os
-from typing import Any, Dict, List, Sequence, Set, Tuple
+from typing import Any, Dict, List, Set, Tuple
 
 from detectron2.data import DatasetCatalog
 from detectron2.data.datasets import load_coco_json

@@ -14,9 +14,10 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -26,7 +27,9 @@ from ..data import generate_shapes_dataset
 from ..model_zoo import get_config_file
 from ..utils.atomic import write_json_atomic
 from ..utils.run_folders import EVAL_RESULTS_FILE
+from .placement import Slot, plan_slots
 from .progress import RunProgress
+from .slurm import SlurmOptions, run_on_slurm
 
 SHAPES_CONFIG = Path(get_config_file("shapes/Base-Shapes-R18-FPN.yaml"))
 # A run's record of the validation file it was evaluated on, and the folder of an evaluation again.
@@ -65,15 +68,19 @@ class Schedule:
 
 def run_train_net(
     run_dir: Path, opts: Sequence[str], what: str, config: Path = SHAPES_CONFIG,
-    threads: Optional[int] = None, eval_only: bool = False,
+    slot: Optional[Slot] = None, eval_only: bool = False,
 ) -> None:
     """Run `python -m noisy_mask.train_net --config-file config --resume opts` (with --eval-only:
-    evaluate MODEL.WEIGHTS) into run_dir, its output in run_dir/train_net.out; raise naming
-    `what` and that file if it fails.
+    evaluate MODEL.WEIGHTS) into run_dir on `slot` (its threads, GPUs and device; default: every
+    core of the CPU), its output in run_dir/train_net.out; raise naming `what` and that file if
+    it fails.
 
-    `threads` caps the run's compute threads: runs side by side must not oversubscribe the cores,
+    A slot caps the run's compute threads: runs side by side must not oversubscribe the cores,
     which slows CPU training several-fold.
     """
+    slot = slot or plan_slots("cpu", jobs=1)[0]
+    output = [f"train.output_dir={run_dir}"] if str(config).endswith(".py") else [
+        "OUTPUT_DIR", str(run_dir)]
     cmd = [
         sys.executable,
         "-m",
@@ -82,14 +89,13 @@ def run_train_net(
         str(config),
         "--resume",  # continues an interrupted run from its last checkpoint
         *(["--eval-only"] if eval_only else []),
-        "OUTPUT_DIR",
-        str(run_dir),
+        *slot.train_net_args(),
+        *output,
+        *slot.config_opts(config),
         *opts,
     ]
     run_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    if threads:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = dict(os.environ, **slot.env())
     with open(run_dir / "train_net.out", "w") as log:
         status = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     if status.returncode != 0:
@@ -104,7 +110,7 @@ def train_and_evaluate(
     schedule: Schedule,
     seed: int,
     extra_opts: Sequence[str] = (),
-    threads: Optional[int] = None,
+    slot: Optional[Slot] = None,
     config: Path = SHAPES_CONFIG,
 ) -> Dict:
     """Train `loss` with train_net.py on data["train_json"], evaluate on the clean validation set
@@ -113,7 +119,7 @@ def train_and_evaluate(
     results_path = run_dir / EVAL_RESULTS_FILE
     if results_path.exists():
         if evaluated_elsewhere(run_dir, data["val_json"]):
-            evaluate_again(run_dir, loss, data, threads)
+            evaluate_again(run_dir, loss, data, slot)
         return json.loads(results_path.read_text())
     opts = [
         "MODEL.ROI_MASK_HEAD.LOSS",
@@ -124,7 +130,7 @@ def train_and_evaluate(
         *schedule.solver_opts(),
         *extra_opts,
     ]
-    run_train_net(run_dir, opts, loss, config, threads)
+    run_train_net(run_dir, opts, loss, config, slot)
     # Finished runs are never resumed: only model_final.pth is worth its disk (100 MB a run).
     for checkpoint in run_dir.glob("model_[0-9]*.pth"):
         checkpoint.unlink()
@@ -174,7 +180,7 @@ def evaluated_elsewhere(run_dir: Path, val_json: os.PathLike) -> bool:
 
 
 def evaluate_again(run_dir: Path, loss: str, data: Dict[str, str],
-                   threads: Optional[int] = None) -> None:
+                   slot: Optional[Slot] = None) -> None:
     """Evaluate a finished run's model_final.pth with its config.yaml on data["val_json"], in
     RUN_DIR/evaluation (its config and log stay there), then put the new eval_results.json and
     inference/ in the run's own and record the file in evaluated_on.json. Interrupted, the run
@@ -187,7 +193,7 @@ def evaluate_again(run_dir: Path, loss: str, data: Dict[str, str],
     if folder.exists():
         shutil.rmtree(folder)  # an evaluation interrupted earlier
     run_train_net(folder, [*dataset_opts(data), "MODEL.WEIGHTS", str(weights)],
-                  f"{run_dir} again", run_dir / "config.yaml", threads, eval_only=True)
+                  f"{run_dir} again", run_dir / "config.yaml", slot, eval_only=True)
     if (run_dir / "inference").exists():
         shutil.rmtree(run_dir / "inference")
     (folder / "inference").rename(run_dir / "inference")
@@ -197,13 +203,14 @@ def evaluate_again(run_dir: Path, loss: str, data: Dict[str, str],
 
 def pretrain_detector(
     output_dir: Path, schedule: Schedule, seed: int, config: Path = SHAPES_CONFIG,
-    threads: Optional[int] = None, variant: str = "plain",
+    launch: Optional["Launch"] = None, variant: str = "plain",
 ) -> Path:
     """A detector without a mask branch (MODEL.MASK_ON False), trained on clean shapes images of
     its own (`seed`, not the experiment's; of `variant`), as a starting point like a detection
     model zoo's;
-    returns its weights, `output_dir/pretrain/model_final.pth`. Trained once: kept weights
-    are returned at once, and an interrupted pretraining resumes.
+    returns its weights, `output_dir/pretrain/model_final.pth`. Trained once, alone where
+    `launch` says (default: every core of the CPU): kept weights are returned at once, and an
+    interrupted pretraining resumes.
 
     The mask head is not in these weights, so every mask head of the experiment learns its
     masks from its own (noisy) training annotations only.
@@ -233,7 +240,7 @@ def pretrain_detector(
     run_in_parallel([Task("the detector pretrained without masks", run_dir,
                           functools.partial(run_train_net, run_dir, opts,
                                             "the pretrained detector", config))],
-                    jobs=1, progress=progress, threads=threads)
+                    (launch or Launch(jobs=1)).alone(), progress)
     progress.close()
     return weights
 
@@ -241,44 +248,112 @@ def pretrain_detector(
 @dataclass(frozen=True)
 class Task:
     """One training run: its `name` in the progress lines ("mid seed 1 dice"), its folder (the
-    log, train_net.out, and eval_results.json are there), and `call(threads=...)`, which runs it
-    and returns what the caller needs."""
+    log, train_net.out, and eval_results.json are there), and `call(slot=...)`, which runs it on
+    a `placement.Slot` and returns what the caller needs."""
 
     name: str
     run_dir: Path
     call: Callable[..., Any]
 
 
-def run_in_parallel(tasks: Sequence[Task], jobs: int, progress: Optional[RunProgress] = None,
-                    threads: Optional[int] = None) -> List:
-    """Call every task as `task.call(threads=...)`, `jobs` at a time, sharing the cores between
-    them (`threads` each if given); returns their results in order. Each task's start and end go
-    to `progress`.
+@dataclass(frozen=True)
+class Launch:
+    """Where a command's training runs run: on this machine's CPU, `jobs` side by side; on its
+    GPUs (`device` cuda), `gpus_per_run` each, as many side by side as the GPUs allow; or each run
+    a job of a Slurm cluster (`slurm`, `engine.slurm.SlurmOptions`)."""
 
-    The last tasks, fewer than `jobs`, wait for the others and then share all the cores: one run
-    left alone on its share would leave the other cores idle (a run alone on two threads takes
-    about two thirds of its time on one), and the runs of one experiment take about equally long,
-    so the wait is short.
+    device: str = "cpu"
+    jobs: int = DEFAULT_JOBS
+    gpus_per_run: int = 1
+    slurm: Optional[SlurmOptions] = None
+
+    def slots(self) -> List[Slot]:
+        return plan_slots(self.device, self.jobs, self.gpus_per_run)
+
+    def side_by_side(self) -> Optional[int]:
+        """Runs at a time on this machine; None on Slurm, where the cluster decides."""
+        return None if self.slurm is not None else len(self.slots())
+
+    def alone(self) -> "Launch":
+        """The same place for a run that has it to itself (every core, or one slot's GPUs)."""
+        return replace(self, jobs=1)
+
+    def describe(self) -> str:
+        if self.slurm is not None:
+            gpus = f", {self.gpus_per_run} GPU(s) per run" if self.device == "cuda" else ""
+            return f"on Slurm ({self.slurm.describe()}{gpus}), every run a job"
+        slots = self.slots()
+        if self.device == "cuda":
+            return (f"on CUDA, {self.gpus_per_run} GPU(s) per run, {len(slots)} side by side "
+                    f"(GPUs {', '.join('+'.join(slot.gpus) for slot in slots)})")
+        return f"on the CPU, {len(slots)} side by side, {slots[0].threads} thread(s) each"
+
+
+class RunsFailedError(RuntimeError):
+    """Some runs failed; the others ran to their end. The message names each with its log."""
+
+
+def run_in_parallel(tasks: Sequence[Task], launch: Launch = Launch(),
+                    progress: Optional[RunProgress] = None) -> List:
+    """Run every task where `launch` says, each reporting its start and end to `progress`;
+    returns their results in order. A run that fails does not stop the others: once they are all
+    done, RunsFailedError names each failed run and its log.
+
+    On this machine each slot (`Launch.slots`) takes the next task when its run ends. On the CPU
+    the last tasks, fewer than the slots, wait for the others and then share all the cores: one
+    run left alone on its share would leave the other cores idle (a run alone on two threads
+    takes about two thirds of its time on one), and the runs of one experiment take about equally
+    long, so the wait is short.
     """
-    cores = os.cpu_count() or 1
-    jobs = max(1, min(jobs, len(tasks)))
-    full_rounds = len(tasks) - len(tasks) % jobs
+    if not tasks:
+        return []
+    if launch.slurm is not None:
+        results, failures = run_on_slurm(tasks, launch.slurm, launch.device,
+                                         launch.gpus_per_run, progress)
+    else:
+        results, failures = [None] * len(tasks), []
+        slots = launch.slots()
+        batches = [list(range(len(tasks)))]
+        if launch.device == "cpu":
+            full_rounds = len(tasks) - len(tasks) % len(slots)
+            batches = [list(range(full_rounds)), list(range(full_rounds, len(tasks)))]
+        for batch in batches:
+            if not batch:
+                continue
+            batch_slots = slots if launch.device != "cpu" or len(batch) >= len(slots) else (
+                plan_slots("cpu", len(batch)))
+            pending = iter(batch)
+            lock = threading.Lock()
 
-    def run(task: Task, threads: int) -> Any:
-        if progress is not None:
-            progress.start(task.name, task.run_dir)
-        started = time.time()
-        result = task.call(threads=threads)
-        if progress is not None:
-            progress.finish(task.name, task.run_dir, time.time() - started)
-        return result
+            def work(slot: Slot) -> None:
+                while True:
+                    with lock:
+                        index = next(pending, None)
+                    if index is None:
+                        return
+                    task = tasks[index]
+                    try:
+                        results[index] = run_task(task, slot, progress)
+                    except Exception as error:  # the run failed: the others go on
+                        failures.append((task, error))
+                        if progress is not None:
+                            progress.fail(task.name, task.run_dir, error)
 
-    results = []
-    for batch in (tasks[:full_rounds], tasks[full_rounds:]):
-        if not batch:
-            continue
-        batch_jobs = min(jobs, len(batch))
-        batch_threads = threads or max(1, cores // batch_jobs)
-        with ThreadPoolExecutor(max_workers=batch_jobs) as pool:
-            results += list(pool.map(lambda task: run(task, batch_threads), batch))
+            with ThreadPoolExecutor(max_workers=len(batch_slots)) as pool:
+                list(pool.map(work, batch_slots))
+    if failures:
+        raise RunsFailedError(
+            f"{len(failures)} of {len(tasks)} runs failed (the others ran):\n"
+            + "\n".join(f"  {task.name}: {error}" for task, error in failures))
     return results
+
+
+def run_task(task: Task, slot: Slot, progress: Optional[RunProgress] = None) -> Any:
+    """`task.call(slot=slot)`, its start and end told to `progress`."""
+    if progress is not None:
+        progress.start(task.name, task.run_dir)
+    started = time.time()
+    result = task.call(slot=slot)
+    if progress is not None:
+        progress.finish(task.name, task.run_dir, time.time() - started)
+    return result

@@ -76,10 +76,11 @@ class RunProgress:
         else:
             print(line, file=self.stream, flush=True)
 
-    def start(self, name: str, run_dir: Path) -> None:
-        """Said once when a run starts: where its own log is."""
+    def start(self, name: str, run_dir: Path, where: str = "") -> None:
+        """Said once when a run starts: where it runs, if elsewhere, and where its own log is."""
         with self.lock:
-            self.write(f"run {name}: log {Path(run_dir) / 'train_net.out'}")
+            self.write(f"run {name}: " + (f"{where}, " if where else "")
+                       + f"log {Path(run_dir) / 'train_net.out'}")
 
     def finish(self, name: str, run_dir: Path, seconds: float) -> None:
         """One line per finished run: its count, name, time and APs, and the time left."""
@@ -95,6 +96,14 @@ class RunProgress:
             self.write(line)
             if self.bar is not None:
                 self.bar.set_postfix_str(self.left(), refresh=False)
+                self.bar.update(1)
+
+    def fail(self, name: str, run_dir: Path, error: Exception) -> None:
+        """A run that failed counts as done; its line says why (the error names its log)."""
+        with self.lock:
+            self.done += 1
+            self.write(f"[{self.done}/{self.total}] {name}: FAILED: {error}")
+            if self.bar is not None:
                 self.bar.update(1)
 
     def close(self) -> None:

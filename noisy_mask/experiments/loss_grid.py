@@ -24,8 +24,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from ..engine.launcher import Schedule, Task, evaluated_elsewhere
-from ..engine.launcher import run_in_parallel, train_and_evaluate
+from ..engine.launcher import Schedule, Task, evaluated_elsewhere, run_in_parallel, run_task
+from ..engine.launcher import train_and_evaluate
 from ..engine.progress import RunProgress
 from ..utils.atomic import write_json_atomic, write_text_atomic
 from ..utils.run_folders import EVAL_RESULTS_FILE, METRICS_FILE
@@ -59,18 +59,18 @@ def plan_runs(grid: Grid) -> List[Dict]:
 
 
 def run_grid(grid: Grid, progress: Optional[RunProgress] = None) -> List[Dict]:
-    """Train and evaluate every run of `grid` not finished yet, `grid.jobs` at a time, each
+    """Train and evaluate every run of `grid` not finished yet, where `grid.launch` says, each
     reported to `progress`; one record per run (with its "results")."""
     return train_runs(grid, plan_runs(grid), progress)
 
 
 def train_runs(grid: Grid, runs: List[Dict], progress: Optional[RunProgress] = None) -> List[Dict]:
-    """Train and evaluate the planned `runs` not finished yet, `grid.jobs` at a time, each from
+    """Train and evaluate the planned `runs` not finished yet, where `grid.launch` says, each from
     `grid.start` with `grid.overrides`; a run's own "options" (KEY VALUE ...) come after them and
     its own "schedule" replaces the grid's. Adds each run's "results"; returns `runs`."""
     trained_yet = [(Path(run["run_dir"]) / EVAL_RESULTS_FILE).exists() for run in runs]
     opts: List[str] = ([] if all(trained_yet)
-                       else grid.start.weights_opts(grid.output_dir, grid.config))
+                       else grid.start.weights_opts(grid.output_dir, grid.config, grid.launch))
     opts += list(grid.overrides)
     # Finished runs only read their results; the others (and the finished ones to evaluate on
     # a changed validation file) share the cores.
@@ -85,7 +85,7 @@ def train_runs(grid: Grid, runs: List[Dict], progress: Optional[RunProgress] = N
                                  [*opts, *run.get("options", ())], config=grid.config)
         tasks.append(Task(name, Path(run["run_dir"]), call))
     to_train = [task for task, done in zip(tasks, finished) if not done]
-    trained = iter(run_in_parallel(to_train, grid.jobs, progress))
+    trained = iter(run_in_parallel(to_train, grid.launch, progress))
     for run, task, done in zip(runs, tasks, finished):
         run["results"] = task.call() if done else next(trained)
     return runs
@@ -94,8 +94,8 @@ def train_runs(grid: Grid, runs: List[Dict], progress: Optional[RunProgress] = N
 def measure_run_cost(grid: Grid) -> float:
     """Minutes one run of the grid's schedule takes here, from a run of COST_PROBE_ITERS
     iterations of bce on the reference annotations (with its evaluation, at the threads a run of
-    `grid.jobs` side by side gets), extrapolated by its measured time per iteration. Kept in
-    output_dir/cost.json."""
+    the grid's launch gives a run, there: the CPU, a GPU slot or a Slurm job), extrapolated by its
+    measured time per iteration. Kept in output_dir/cost.json."""
     cost_file = Path(grid.output_dir) / "cost.json"
     if cost_file.exists():
         return json.loads(cost_file.read_text())["minutes_per_run"]
@@ -104,19 +104,25 @@ def measure_run_cost(grid: Grid) -> float:
     probe = Schedule(schedule.num_train, schedule.num_val, probe_iters)
     run_dir = Path(grid.output_dir) / "cost_probe"
     data = level_data(grid.output_dir, grid.splits, grid.splits.reference, 0)
-    opts = [*grid.start.weights_opts(grid.output_dir, grid.config), *grid.overrides]
-    threads = max(1, (os.cpu_count() or 1) // grid.jobs)
-    print(f"Measuring the cost of a run: {probe_iters} iterations and an evaluation, log "
-          f"{run_dir / 'train_net.out'}", flush=True)
+    opts = [*grid.start.weights_opts(grid.output_dir, grid.config, grid.launch),
+            *grid.overrides]
+    print(f"Measuring the cost of a run {grid.launch.describe()}: {probe_iters} iterations and "
+          "an evaluation", flush=True)
     started = time.time()
-    train_and_evaluate(run_dir, "bce", data, probe, 0, opts, threads=threads, config=grid.config)
+    task = Task("the cost probe", run_dir, functools.partial(
+        train_and_evaluate, run_dir, "bce", data, probe, 0, opts, config=grid.config))
+    if grid.launch.slurm is not None:
+        run_in_parallel([task], grid.launch, RunProgress(1))
+    else:  # at the share of the machine a run of the grid gets
+        run_task(task, grid.launch.slots()[0], RunProgress(1))
     probe_seconds = time.time() - started
     rows = [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines()]
     per_iter = [row["time"] for row in rows if "time" in row]
     seconds_per_iter = per_iter[-1] if per_iter else probe_seconds / probe_iters
     minutes = (probe_seconds + seconds_per_iter * (schedule.max_iter - probe_iters)) / 60
     write_json_atomic(cost_file, dict(minutes_per_run=minutes, probe_seconds=probe_seconds,
-                                      seconds_per_iter=seconds_per_iter, threads=threads))
+                                      seconds_per_iter=seconds_per_iter,
+                                      where=grid.launch.describe()))
     return minutes
 
 
@@ -158,11 +164,15 @@ def run_robustness(grid: Grid, command: str = "") -> str:
                     if not refined_json(output_dir, level, seed).exists())
     minutes = None
     if todo:
-        grid.start.weights_opts(output_dir, grid.config)  # the pretrained detector, made first
+        grid.start.weights_opts(output_dir, grid.config, grid.launch)  # pretrained first
         minutes = measure_run_cost(grid)
-        print(f"{len(runs)} runs ({todo} to train), {minutes:.1f} min per run measured here, "
-              f"{grid.jobs} side by side: about {minutes * todo / grid.jobs:.1f} min", flush=True)
-    progress = RunProgress(todo + again, grid.jobs, minutes and minutes * 60)
+        side_by_side = grid.launch.side_by_side()
+        total = (f"about {minutes * todo / side_by_side:.1f} min" if side_by_side
+                 else "as the cluster schedules them")
+        print(f"{len(runs)} runs ({todo} to train) {grid.launch.describe()}, {minutes:.1f} min "
+              f"per run measured there: {total}", flush=True)
+    progress = RunProgress(todo + again, grid.launch.side_by_side() or todo + again,
+                           minutes and minutes * 60)
     records = run_grid(grid, progress)
     refined_levels: List[str] = []
     if refine is not None:
@@ -227,11 +237,11 @@ def refinable(levels: Sequence[str]) -> List[str]:
 
 def refine_and_train(grid: Grid, records: Sequence[Dict],
                      progress: Optional[RunProgress] = None) -> List[Dict]:
-    """Refine every noise level of the grid per seed (the audits' folds `grid.jobs` at a time),
+    """Refine every noise level of the grid per seed (the audits' folds where `grid.launch` says),
     then train `grid.refine_losses` on the refined annotations (default: bce and the level's best
     loss by `records`); one record per run, at level `<level>_refined`."""
     summary = summarize(records)
-    opts = [*grid.start.weights_opts(grid.output_dir, grid.config), *grid.overrides]
+    opts = [*grid.start.weights_opts(grid.output_dir, grid.config, grid.launch), *grid.overrides]
     refined_records: List[Dict] = []
     for level in refinable(grid.levels):
         level_losses = list(grid.refine_losses) if grid.refine_losses else [

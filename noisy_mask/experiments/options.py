@@ -2,12 +2,11 @@
 (`StartingPoint`), its refinement arm (`RefineArm`), and their defaults. Each checks its own
 rules (`check`), so that a command only turns their ValueError into a usage error."""
 
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from ..engine.launcher import Schedule, pretrain_detector
+from ..engine.launcher import Launch, Schedule, pretrain_detector
 from ..model_zoo import get_config_file
 from ..refine.options import MAX_IOU, RefineOptions
 from .levels import AS_IS, NOISE_LEVELS, REFERENCE_LEVELS, Splits
@@ -113,11 +112,12 @@ class StartingPoint:
                     + (f" on {self.variant} shapes" if self.variant != "plain" else ""))
         return "trained from scratch"
 
-    def weights_opts(self, output_dir: Path, config: Path) -> List[str]:
-        """The MODEL.WEIGHTS override of every run (pretraining the detector if needed)."""
+    def weights_opts(self, output_dir: Path, config: Path, launch: Launch = Launch()) -> List[str]:
+        """The MODEL.WEIGHTS override of every run (pretraining the detector, alone where
+        `launch` says, if needed)."""
         if self.pretrain is not None:
             weights = pretrain_detector(output_dir, self.pretrain, PRETRAIN_SEED, config,
-                                        threads=os.cpu_count(), variant=self.variant)
+                                        launch, variant=self.variant)
             return ["MODEL.WEIGHTS", str(weights)]
         return ["MODEL.WEIGHTS", self.weights]
 
@@ -125,7 +125,7 @@ class StartingPoint:
 @dataclass(frozen=True)
 class Grid:
     """A loss grid: every (loss, level, seed) on `splits`, each run trained `schedule` from
-    `start` with `config` and `overrides` (KEY VALUE, after the grid's own), `jobs` side by side,
+    `start` with `config` and `overrides` (KEY VALUE, after the grid's own), where `launch` says,
     into `output_dir`/runs/<level>/seed<seed>/<loss>. At the reference level only `clean_losses`
     are trained (None: all of `losses`), at BCE_ONLY_LEVELS only bce. With `refine`, each noise
     level is also refined per seed and `refine_losses` (None: bce and the level's best loss by the
@@ -141,7 +141,7 @@ class Grid:
     config: Path = FINETUNE_CONFIG
     overrides: Sequence[str] = ()
     clean_losses: Optional[Sequence[str]] = None
-    jobs: int = 1
+    launch: Launch = Launch(jobs=1)
     refine: Optional[RefineArm] = None
     refine_losses: Optional[Sequence[str]] = None
 

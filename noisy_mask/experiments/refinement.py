@@ -57,7 +57,7 @@ def refine_level(grid: Grid, level: str, seed: int, opts: Sequence[str],
     folder = refine_folder(grid.output_dir, level, seed)
     data = level_data(grid.output_dir, grid.splits, level, seed)
     predictions = Predictions(folds=arm.folds, config=grid.config, opts=opts,
-                              max_iter=grid.schedule.max_iter, seed=seed, jobs=grid.jobs)
+                              max_iter=grid.schedule.max_iter, seed=seed, launch=grid.launch)
     audit = run_audit(data["train_json"], data["train_images"], folder / AUDIT_DIR, predictions,
                       clean=grid.splits.train_json, noise_report=data["noise_report"],
                       progress=progress)

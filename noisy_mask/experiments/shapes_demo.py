@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from ..engine.launcher import Schedule
+from ..engine.launcher import Launch, Schedule
 from ..engine.progress import RunProgress
 from ..utils.atomic import write_text_atomic
 from ..utils.run_folders import EVAL_RESULTS_FILE
@@ -73,10 +73,10 @@ def run_demo(
     noise: str = "mid",
     plan: DemoPlan = FULL,
     seed: int = 0,
-    jobs: int = 1,
+    launch: Launch = Launch(jobs=1),
     pretrained: Optional[str] = None,
 ) -> Path:
-    """Run the demo, `jobs` trainings at a time; returns the path of its results table.
+    """Run the demo, its trainings where `launch` says; returns the path of its results table.
 
     `pretrained`: weights of a detector to start from instead of pretraining one (a quick demo
     reuses the full demo's)."""
@@ -87,11 +87,11 @@ def run_demo(
              else StartingPoint(pretrain=plan.pretrain))
     grid = Grid(output_dir, builtin_splits(output_dir, plan.schedule), losses, levels, [seed],
                 plan.schedule, start, FINETUNE_CONFIG, FROZEN_TRUNK, clean_losses=["bce"],
-                jobs=jobs)
-    start.weights_opts(output_dir, FINETUNE_CONFIG)  # the pretrained detector, made first
+                launch=launch)
+    start.weights_opts(output_dir, FINETUNE_CONFIG, launch)  # the pretrained detector first
     unfinished = sum(not (Path(run["run_dir"]) / EVAL_RESULTS_FILE).exists()
                      for run in plan_runs(grid))
-    progress = RunProgress(unfinished, jobs)
+    progress = RunProgress(unfinished, launch.side_by_side() or unfinished)
     records = run_grid(grid, progress)
     progress.close()
     run_dirs = [r["run_dir"] for r in records]

@@ -22,7 +22,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..coco.io import annotation_rle, read_coco
 from ..coco.rle import area, to_rle
-from ..engine.launcher import Schedule, run_train_net
+from ..engine.launcher import Launch, Schedule, run_train_net
+from ..engine.placement import Slot
 from ..engine.progress import RunProgress
 from ..utils.atomic import write_json_atomic, write_text_atomic
 from ..utils.run_folders import DETECTIONS_FILE, EVAL_RESULTS_FILE, find_run_file
@@ -156,20 +157,20 @@ def variants_table(records: Sequence[Dict], names: Sequence[str], levels: Sequen
 
 
 def run_variants(output_dir: Path, names: Sequence[str], levels: Sequence[str],
-                 seeds: Sequence[int], jobs: int, schedule: Schedule = GRID,
+                 seeds: Sequence[int], launch: Launch, schedule: Schedule = GRID,
                  start: Optional[StartingPoint] = None, command: str = "") -> str:
     """Train the variants (and their references) not trained yet in the grid folder
-    `output_dir`, `jobs` at a time, and write loss_variants.md / .json there; returns the
+    `output_dir`, where `launch` says, and write loss_variants.md / .json there; returns the
     table's text."""
     output_dir = Path(output_dir)
     start = start or StartingPoint(pretrain=PRETRAIN)
     runs = plan_variant_runs(output_dir, names, levels, seeds, schedule)
     max_iters = [run["schedule"].max_iter for run in runs]
     grid = Grid(output_dir, builtin_splits(output_dir, schedule), names, levels, seeds, schedule,
-                start, FINETUNE_CONFIG, jobs=jobs)
-    start.weights_opts(output_dir, FINETUNE_CONFIG)  # the pretrained detector, made first
+                start, FINETUNE_CONFIG, launch=launch)
+    start.weights_opts(output_dir, FINETUNE_CONFIG, launch)  # the pretrained detector first
     unfinished = sum(not (Path(run["run_dir"]) / EVAL_RESULTS_FILE).exists() for run in runs)
-    progress = RunProgress(unfinished, jobs)
+    progress = RunProgress(unfinished, launch.side_by_side() or unfinished)
     records = train_runs(grid, runs, progress)
     progress.close()
     for record, max_iter in zip(records, max_iters):
@@ -185,7 +186,7 @@ def run_variants(output_dir: Path, names: Sequence[str], levels: Sequence[str],
 
 
 def evaluate_at_thresholds(run_dir: Path, thresholds: Sequence[float],
-                           threads: Optional[int] = None) -> List[Dict]:
+                           slot: Optional[Slot] = None) -> List[Dict]:
     """Evaluate a finished run's model_final.pth again with its config.yaml at each mask
     threshold (MODEL.ROI_MASK_HEAD.MASK_THRESHOLD), into run_dir/mask_threshold_<t>/ (kept:
     evaluated once); one dict per threshold: threshold, results, mask_box_fill."""
@@ -197,7 +198,7 @@ def evaluate_at_thresholds(run_dir: Path, thresholds: Sequence[float],
             run_train_net(out, ["MODEL.WEIGHTS", str(run_dir / "model_final.pth"),
                                 "MODEL.ROI_MASK_HEAD.MASK_THRESHOLD", str(float(threshold))],
                           f"{run_dir} at mask threshold {threshold:g}", run_dir / "config.yaml",
-                          threads, eval_only=True)
+                          slot, eval_only=True)
         detections = find_run_file(out, DETECTIONS_FILE, "detections")
         rows.append(dict(threshold=threshold,
                          results=json.loads((out / EVAL_RESULTS_FILE).read_text()),

@@ -11,12 +11,14 @@ from noisy_mask.commands.robustness import main
 def test_the_grid_says_where_each_run_is_and_counts_to_the_total(tmp_path, capsys):
     out = tmp_path / "grid"
     assert main(["--output", str(out), "--smoke", "--losses", "bce", "--max-iter", "4",
-                 "--pretrain-iters", "4", "--val-images", "3", "--jobs", "2"]) == 0
+                 "--pretrain-iters", "4", "--val-images", "3", "--jobs", "2",
+                 "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     lines = printed.splitlines()
     # The cost line, then each run's log once at its start, and one line per finished run.
-    assert any(re.match(r"2 runs \(2 to train\), \d+\.\d min per run measured here, 2 side by "
-                        r"side", line) for line in lines)
+    assert any(re.match(r"2 runs \(2 to train\) on the CPU, 2 side by side, 1 thread\(s\) each, "
+                        r"\d+\.\d min per run measured there: about \d+\.\d min$", line)
+               for line in lines)
     starts = sorted(line for line in lines if line.startswith("run "))
     assert starts == [f"run clean seed 0 bce: log {out}/runs/clean/seed0/bce/train_net.out",
                       f"run mid seed 0 bce: log {out}/runs/mid/seed0/bce/train_net.out",

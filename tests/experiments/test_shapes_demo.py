@@ -3,14 +3,14 @@ import pytest
 import yaml
 
 from noisy_mask.experiments.shapes_demo import DemoPlan, run_demo
-from noisy_mask.engine.launcher import Schedule
+from noisy_mask.engine.launcher import Launch, Schedule
 
 
 @pytest.mark.slow
 def test_demo_writes_the_grid_table_curves_and_pictures_and_reuses_its_detector(tmp_path):
     plan = DemoPlan(Schedule(num_train=4, num_val=3, max_iter=4),
                     Schedule(num_train=4, num_val=0, max_iter=4), caveat="Pipeline check only.")
-    table = run_demo(tmp_path, ["bce", "dice"], "mid", plan, seed=0, jobs=2).read_text()
+    table = run_demo(tmp_path, ["bce", "dice"], "mid", plan, seed=0, launch=Launch(jobs=2)).read_text()
     assert table.startswith("**Pipeline check only.**")
     assert "### noise: clean" in table and "### noise: mid" in table
     # One row per run in the level tables: bce on clean masks, bce and dice at mid; and the
@@ -32,7 +32,8 @@ def test_demo_writes_the_grid_table_curves_and_pictures_and_reuses_its_detector(
 
     # A second demo given that detector trains no detector of its own and names its weights.
     other = tmp_path / "reuse"
-    table = run_demo(other, ["bce"], "mid", plan, jobs=2, pretrained=str(weights)).read_text()
+    table = run_demo(other, ["bce"], "mid", plan, launch=Launch(jobs=2),
+                     pretrained=str(weights)).read_text()
     assert not (other / "pretrain").exists()
     assert f"fine-tuned from {weights}" in table and "Pipeline check only" not in table
 

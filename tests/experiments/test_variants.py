@@ -13,7 +13,7 @@ from noisy_mask.experiments.variants import (
     with_references,
 )
 from noisy_mask.experiments.options import StartingPoint
-from noisy_mask.engine.launcher import Schedule
+from noisy_mask.engine.launcher import Launch, Schedule
 from noisy_mask.utils.run_folders import DETECTIONS_FILE, EVAL_RESULTS_FILE
 
 
@@ -108,7 +108,8 @@ def test_finished_variant_runs_are_read_into_a_paired_table(tmp_path):
         (run_dir / "inference" / DETECTIONS_FILE).write_text(json.dumps([
             {"image_id": 1, "category_id": 1, "score": 0.9, "bbox": [0, 0, 4, 4],
              "segmentation": _rle([(rows, slice(0, 4))], 8, 8)}]))
-    text = run_variants(tmp_path, ["dice_3x"], ["mid"], [0, 1], jobs=1, schedule=schedule,
+    text = run_variants(tmp_path, ["dice_3x"], ["mid"], [0, 1], launch=Launch(jobs=1),
+                        schedule=schedule,
                         start=StartingPoint())
     assert not list(tmp_path.glob("runs/*/*/*/train_net.out"))
     rows = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| mid")}
@@ -128,7 +129,7 @@ def test_finished_variant_runs_are_read_into_a_paired_table(tmp_path):
         (run_dir / EVAL_RESULTS_FILE).write_text(json.dumps(
             {"segm": {"AP": value + 10}, "boundary": {"AP": value}, "bbox": {"AP": 50.0}}))
         (run_dir / "inference" / DETECTIONS_FILE).write_text("[]")
-    text = run_variants(tmp_path, ["dice_3x", "bce_3x"], ["mid"], [0, 1], jobs=1,
+    text = run_variants(tmp_path, ["dice_3x", "bce_3x"], ["mid"], [0, 1], launch=Launch(jobs=1),
                         schedule=schedule, start=StartingPoint())
     rows = {line.split(" | ")[1]: line for line in text.splitlines() if line.startswith("| mid")}
     assert list(rows) == ["bce_3x", "dice_3x", "bce"]
@@ -141,7 +142,8 @@ def test_a_variant_trains_with_its_options_and_length(tmp_path):
     import yaml
 
     schedule = Schedule(num_train=4, num_val=2, max_iter=2)
-    run_variants(tmp_path, ["focal_alpha_0.5"], ["mid"], [0], jobs=1, schedule=schedule,
+    run_variants(tmp_path, ["focal_alpha_0.5"], ["mid"], [0], launch=Launch(jobs=1),
+                 schedule=schedule,
                  start=StartingPoint())
     config = yaml.safe_load((tmp_path / "runs/mid/seed0/focal_alpha_0.5/config.yaml").read_text())
     assert config["MODEL"]["ROI_MASK_HEAD"]["LOSS"] == "focal"
