@@ -39,6 +39,8 @@ setup(
         "Pillow",
         "tqdm",
         "shapely>=2.0",
+        # --executor slurm: each run a Slurm job (pure Python; no Slurm needed to install it).
+        "submitit>=1.5",
     ],
     extras_require={"test": ["pytest>=7", "selenium"]},
     # Every command behind one door: `noisy-mask COMMAND` (noisy_mask.commands).

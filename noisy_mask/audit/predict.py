@@ -13,7 +13,6 @@ by the one model that never saw it.
 
 import json
 import os
-import shutil
 from functools import partial
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -33,7 +32,7 @@ from ..coco.io import annotation_rle, read_image
 from ..config import add_noisy_mask_config, check_noisy_mask_config
 from ..data.shapes import SHAPE_CLASSES
 from ..engine.launcher import Launch, Schedule, Task, file_digest, run_in_parallel
-from ..engine.launcher import run_train_net
+from ..engine.launcher import clear_run, run_train_net
 from ..engine.placement import Slot
 from ..engine.progress import RunProgress
 from ..utils.atomic import write_json_atomic
@@ -354,7 +353,7 @@ def _fold_task(
         except (OSError, ValueError):
             pass
     if state.get("spec") != spec:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        clear_run(run_dir)
     write_json_atomic(spec_path, {"spec": spec, "done": False})
     run_train_net(run_dir, run_opts, f"fold {fold} of {folds}", config, slot)
     for checkpoint in run_dir.glob("model_[0-9]*.pth"):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..engine.dataset_config import write_dataset_config
-from ..engine.launcher import RunsFailedError, Schedule
+from ..engine.launcher import Launch, RunsFailedError, Schedule
 from ..experiments.levels import AS_IS, LEVELS, Splits, builtin_splits
 from ..experiments.loss_grid import run_robustness
 from ..experiments.options import BCE_ONLY_LEVELS, BUILTIN_REFERENCE_IMAGES, DEFAULT_LEVELS
@@ -164,7 +164,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     check_overrides(parser, args.opts)
     command = "noisy-mask robustness " + " ".join(sys.argv[1:] if argv is None else argv)
-    grid = _user_grid(parser, args) if args.train or args.val else _builtin_grid(parser, args)
+    launch = launch_from_args(parser, args)
+    grid = (_user_grid(parser, args, launch) if args.train or args.val
+            else _builtin_grid(parser, args, launch))
     try:
         table = run_robustness(grid, command)
     except RefinedCopyMismatchError as e:
@@ -177,7 +179,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def _builtin_grid(parser: argparse.ArgumentParser, args) -> Grid:
+def _builtin_grid(parser: argparse.ArgumentParser, args, launch: Launch) -> Grid:
     if args.config:
         parser.error("--config goes with --train and --val (your data)")
     if args.weights and args.pretrain_iters:
@@ -201,11 +203,11 @@ def _builtin_grid(parser: argparse.ArgumentParser, args) -> Grid:
                           variant=args.shapes_variant)
     return Grid(args.output, builtin_splits(args.output, schedule, args.shapes_variant),
                 args.losses or list(DEFAULT_LOSSES), levels, args.seeds or list(DEFAULT_SEEDS), schedule, start,
-                FINETUNE_CONFIG, args.opts, args.clean_losses, launch_from_args(parser, args), arm,
+                FINETUNE_CONFIG, args.opts, args.clean_losses, launch, arm,
                 args.refine_losses)
 
 
-def _user_grid(parser: argparse.ArgumentParser, args) -> Grid:
+def _user_grid(parser: argparse.ArgumentParser, args, launch: Launch) -> Grid:
     if not (args.train and args.val):
         parser.error("--train and --val go together")
     for flag, value in (("--shapes-variant", args.shapes_variant != "plain"),
@@ -233,4 +235,4 @@ def _user_grid(parser: argparse.ArgumentParser, args) -> Grid:
     # num_train and num_val are the built-in dataset's sizes; the user's files decide here.
     return Grid(args.output, splits, args.losses or list(USER_LOSSES), levels,
                 args.seeds or list(DEFAULT_SEEDS), Schedule(0, 0, max_iter), StartingPoint(weights=args.weights), config, args.opts,
-                args.clean_losses, launch_from_args(parser, args), arm, args.refine_losses)
+                args.clean_losses, launch, arm, args.refine_losses)

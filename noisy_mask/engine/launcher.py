@@ -29,7 +29,7 @@ from ..utils.atomic import write_json_atomic
 from ..utils.run_folders import EVAL_RESULTS_FILE
 from .placement import Slot, plan_slots
 from .progress import RunProgress
-from .slurm import SlurmOptions, run_on_slurm
+from .slurm import JOB_FILE, JOB_FOLDER, SlurmOptions, run_on_slurm
 
 SHAPES_CONFIG = Path(get_config_file("shapes/Base-Shapes-R18-FPN.yaml"))
 # A run's record of the validation file it was evaluated on, and the folder of an evaluation again.
@@ -243,6 +243,20 @@ def pretrain_detector(
                     (launch or Launch(jobs=1)).alone(), progress)
     progress.close()
     return weights
+
+
+def clear_run(run_dir: Path) -> None:
+    """Delete what a run wrote into its folder (checkpoints, results, logs), so that it trains
+    anew; the executor's record of its job (a Slurm job may be running it) stays."""
+    if not run_dir.is_dir():
+        return
+    for path in run_dir.iterdir():
+        if path.name in (JOB_FOLDER, JOB_FILE):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 @dataclass(frozen=True)

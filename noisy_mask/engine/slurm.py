@@ -16,6 +16,7 @@ subprocess, `engine.launcher`) is pickled and run on a node, on the CPUs and GPU
 
 import json
 import os
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ class SlurmOptions:
     qos: Optional[str] = None
     constraint: Optional[str] = None
     sbatch: Tuple[str, ...] = ()
-    poll_s: float = 10.0  # between two looks at squeue
+    poll_s: float = 2.0  # between two looks at squeue (cheap: one call for every job)
 
     def check(self) -> "SlurmOptions":
         """ValueError, naming the command's option, unless every value is one Slurm takes."""
@@ -187,7 +188,10 @@ def run_on_slurm(tasks: Sequence[Any], options: SlurmOptions, device: str, gpus_
 
 
 def failed(job, error: Any) -> RuntimeError:
-    """The error of a failed job, naming it and its logs."""
-    first = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-    return RuntimeError(f"Slurm job {job.job_id}: {first}; see {job.paths.stderr} and "
+    """The error of a failed job, naming it and its logs: the exception its run raised (the
+    last "SomeError: ..." line of the traceback submitit sends back), or `error` itself."""
+    lines = str(error).strip().splitlines()
+    raised = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception): ", line)]
+    reason = raised[-1] if raised else (lines[-1] if lines else type(error).__name__)
+    return RuntimeError(f"Slurm job {job.job_id}: {reason}; see {job.paths.stderr} and "
                         f"{job.paths.folder.parent / 'train_net.out'}")

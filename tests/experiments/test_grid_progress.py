@@ -22,6 +22,7 @@ def test_the_grid_says_where_each_run_is_and_counts_to_the_total(tmp_path, capsy
     starts = sorted(line for line in lines if line.startswith("run "))
     assert starts == [f"run clean seed 0 bce: log {out}/runs/clean/seed0/bce/train_net.out",
                       f"run mid seed 0 bce: log {out}/runs/mid/seed0/bce/train_net.out",
+                      f"run the cost probe: log {out}/cost_probe/train_net.out",
                       f"run the detector pretrained without masks: log {out}/pretrain/"
                       "train_net.out"]
     # The detector, pretrained first, is a count of its own (it has no evaluation).
