@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import submitit
 from samples import ROOT
 
 from noisy_mask.commands.audit import main as audit_main
@@ -130,6 +131,33 @@ def test_a_cancelled_run_is_named_then_resubmitted_and_resumes_from_its_checkpoi
     log = (run_dir / "train_net.out").read_text()
     assert "model_0000019.pth" in log and "Starting training from iteration 20" in log
     assert (run_dir / "eval_results.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_preempted_run_is_requeued_and_resumes_from_its_checkpoint(slurm, tmp_path):
+    out = tmp_path / "grid"
+    args = [sys.executable, "-m", "noisy_mask", "robustness", "--output", str(out), "--smoke",
+            "--losses", "bce", "--levels", "clean", "--max-iter", "60", "--pretrain-iters", "4",
+            "--val-images", "3", *ON_SLURM]
+    run_dir = out / "runs" / "clean" / "seed0" / "bce"
+    command = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 400
+    while not (run_dir / "model_0000019.pth").exists():
+        assert command.poll() is None and time.time() < deadline, command.communicate()
+        time.sleep(0.5)
+    job = job_of(run_dir)
+    # What Slurm sends a job it preempts (SIGTERM, then USR2): submitit requeues it.
+    submitit.SlurmJob(folder=run_dir / "slurm", job_id=job)._interrupt()
+    stdout, stderr = command.communicate(timeout=600)
+    assert command.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    assert job_of(run_dir) == job  # the same job, requeued
+    log = (run_dir / "train_net.out").read_text()  # the requeued run's
+    assert "Starting training from iteration 20" in log or (
+        "Starting training from iteration 40" in log), log[-3000:]
+    assert (run_dir / "eval_results.json").is_file()
+    # submitit's word for it; Slurm holds a requeued job a while (about 2 min here) first
+    assert f"Requeued job {job}" in (run_dir / "slurm" / f"{job}_0_log.out").read_text()
 
 
 @pytest.mark.slow
