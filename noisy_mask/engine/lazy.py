@@ -19,7 +19,7 @@ from typing import Optional
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import LazyConfig, instantiate
-from detectron2.engine import create_ddp_model, default_setup, default_writers, hooks
+from detectron2.engine import create_ddp_model, default_setup, hooks
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
@@ -31,7 +31,7 @@ from ..utils.run_folders import EVAL_RESULTS_FILE
 from .checkpoint import AtomicCheckpointer
 from .divergence import LAZY_ADVICE, checked_trainer_class
 from .lock import hold_output_dir_on_each_machine
-from .trainer import refuse_amp_without_cuda, share_cpu_cores
+from .trainer import metric_writers, refuse_amp_without_cuda, share_cpu_cores
 
 logger = logging.getLogger("noisy_mask")
 
@@ -85,8 +85,9 @@ def ddp(cfg: DictConfig, model):
 
 
 def metric_writer(cfg: DictConfig) -> hooks.PeriodicWriter:
-    """metrics.json, the console and TensorBoard, every `train.log_period` iterations."""
-    writers = default_writers(cfg.train.output_dir, cfg.train.max_iter)
+    """metrics.json, the console and (where installed) TensorBoard, every `train.log_period`
+    iterations."""
+    writers = metric_writers(cfg.train.output_dir, cfg.train.max_iter)
     return hooks.PeriodicWriter(writers, period=cfg.train.log_period)
 
 

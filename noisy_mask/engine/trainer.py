@@ -7,12 +7,15 @@
 - checkpoints written atomically, so a killed run resumes with `--resume` (`noisy_mask.engine.checkpoint`);
 - a non-finite loss reported with its terms and iteration (`noisy_mask.engine.divergence`);
 - one run at a time in an OUTPUT_DIR: a second run into it is refused (`noisy_mask.engine.lock`);
-- `SOLVER.AMP.ENABLED` without CUDA refused before any model is built.
+- `SOLVER.AMP.ENABLED` without CUDA refused before any model is built;
+- TensorBoard's event files only where tensorboard is installed (metrics.json and the console
+  always).
 
     python -m noisy_mask.train_net --config-file configs/shapes/mask_rcnn_R18_FPN_shapes_dice.yaml
     python -m noisy_mask.train_net --config-file CONFIG --num-gpus 4 MODEL.ROI_MASK_HEAD.LOSS dice
     python -m noisy_mask.train_net --config-file CONFIG --eval-only MODEL.WEIGHTS output/model_final.pth
 """
+import functools
 import logging
 import os
 import weakref
@@ -26,9 +29,11 @@ from detectron2.engine import (
     create_ddp_model,
     default_argument_parser,
     default_setup,
+    default_writers,
 )
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
+from detectron2.utils.events import TensorboardXWriter
 from detectron2.utils.logger import setup_logger
 
 from noisy_mask import add_noisy_mask_config, check_noisy_mask_config
@@ -42,6 +47,29 @@ from ..utils.run_folders import EVAL_RESULTS_FILE
 from ..evaluation.evaluator import CleanMaskEvaluator
 
 logger = logging.getLogger("noisy_mask")
+
+
+@functools.lru_cache(maxsize=None)
+def tensorboard_available() -> bool:
+    """Whether `torch.utils.tensorboard` imports (it needs the tensorboard package); asked, and
+    a missing one logged, once per process."""
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        logger.info("tensorboard is not installed: no TensorBoard event files (metrics.json and "
+                    "the console have every metric)")
+        return False
+    return True
+
+
+def metric_writers(output_dir: str, max_iter: int) -> list:
+    """detectron2's `default_writers` (the console, metrics.json, TensorBoard), without
+    TensorBoard where tensorboard is not installed: its writer imports it only at its first write
+    and would stop the training there."""
+    writers = default_writers(output_dir, max_iter)
+    if tensorboard_available():
+        return writers
+    return [writer for writer in writers if not isinstance(writer, TensorboardXWriter)]
 
 
 class Trainer(DefaultTrainer):
@@ -66,6 +94,9 @@ class Trainer(DefaultTrainer):
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
+
+    def build_writers(self):
+        return metric_writers(self.cfg.OUTPUT_DIR, self.max_iter)
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
