@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -311,55 +311,57 @@ def run_in_parallel(tasks: Sequence[Task], launch: Launch = Launch(),
                     progress: Optional[RunProgress] = None) -> List:
     """Run every task where `launch` says, each reporting its start and end to `progress`;
     returns their results in order. A run that fails does not stop the others: once they are all
-    done, RunsFailedError names each failed run and its log.
-
-    On this machine each slot (`Launch.slots`) takes the next task when its run ends. On the CPU
-    the last tasks, fewer than the slots, wait for the others and then share all the cores: one
-    run left alone on its share would leave the other cores idle (a run alone on two threads
-    takes about two thirds of its time on one), and the runs of one experiment take about equally
-    long, so the wait is short.
-    """
-    if not tasks:
-        return []
+    done, RunsFailedError names each failed run and its log."""
     if launch.slurm is not None:
         results, failures = run_on_slurm(tasks, launch.slurm, launch.device,
                                          launch.gpus_per_run, progress)
     else:
-        results, failures = [None] * len(tasks), []
-        slots = launch.slots()
-        batches = [list(range(len(tasks)))]
-        if launch.device == "cpu":
-            full_rounds = len(tasks) - len(tasks) % len(slots)
-            batches = [list(range(full_rounds)), list(range(full_rounds, len(tasks)))]
-        for batch in batches:
-            if not batch:
-                continue
-            batch_slots = slots if launch.device != "cpu" or len(batch) >= len(slots) else (
-                plan_slots("cpu", len(batch)))
-            pending = iter(batch)
-            lock = threading.Lock()
-
-            def work(slot: Slot) -> None:
-                while True:
-                    with lock:
-                        index = next(pending, None)
-                    if index is None:
-                        return
-                    task = tasks[index]
-                    try:
-                        results[index] = run_task(task, slot, progress)
-                    except Exception as error:  # the run failed: the others go on
-                        failures.append((task, error))
-                        if progress is not None:
-                            progress.fail(task.name, task.run_dir, error)
-
-            with ThreadPoolExecutor(max_workers=len(batch_slots)) as pool:
-                list(pool.map(work, batch_slots))
+        results, failures = run_here(tasks, launch, progress)
     if failures:
         raise RunsFailedError(
             f"{len(failures)} of {len(tasks)} runs failed (the others ran):\n"
             + "\n".join(f"  {task.name}: {error}" for task, error in failures))
     return results
+
+
+def run_here(tasks: Sequence[Task], launch: Launch,
+             progress: Optional[RunProgress] = None) -> Tuple[List, List[Tuple[Task, Exception]]]:
+    """(the results of the tasks run on this machine, the (task, error) of those that failed).
+
+    Each slot (`Launch.slots`) takes the next task when its run ends. On the CPU the last tasks,
+    fewer than the slots, wait for the others and then share all the cores: one run left alone on
+    its share would leave the other cores idle (a run alone on two threads takes about two thirds
+    of its time on one), and the runs of one experiment take about equally long, so the wait is
+    short.
+    """
+    results: List = [None] * len(tasks)
+    failures: List[Tuple[Task, Exception]] = []
+    slots = launch.slots()
+    batches = [list(range(len(tasks)))]
+    if launch.device == "cpu":
+        full_rounds = len(tasks) - len(tasks) % len(slots)
+        batches = [list(range(full_rounds)), list(range(full_rounds, len(tasks)))]
+    for batch in filter(None, batches):
+        if launch.device == "cpu" and len(batch) < len(slots):
+            slots = plan_slots("cpu", len(batch))
+        pending, lock = iter(batch), threading.Lock()
+
+        def work(slot: Slot) -> None:
+            while True:
+                with lock:
+                    index = next(pending, None)
+                if index is None:
+                    return
+                try:
+                    results[index] = run_task(tasks[index], slot, progress)
+                except Exception as error:  # the run failed: the others go on
+                    failures.append((tasks[index], error))
+                    if progress is not None:
+                        progress.fail(tasks[index].name, tasks[index].run_dir, error)
+
+        with ThreadPoolExecutor(max_workers=len(slots)) as pool:
+            list(pool.map(work, slots))
+    return results, failures
 
 
 def run_task(task: Task, slot: Slot, progress: Optional[RunProgress] = None) -> Any:
