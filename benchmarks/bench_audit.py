@@ -29,7 +29,8 @@ import cv2
 import torch
 
 from noisy_mask.audit.report import PREDICTIONS_FILE
-from noisy_mask.audit.run import Predictions, run_audit
+from noisy_mask.audit.predict import Predictions
+from noisy_mask.audit.run import run_audit
 from noisy_mask.data.shapes import generate_shapes_dataset
 from noisy_mask.engine.launcher import SHAPES_CONFIG
 

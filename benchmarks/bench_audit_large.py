@@ -28,7 +28,8 @@ from faster_coco_eval.core.mask import rleToBoundary
 from pycocotools import mask as mask_utils
 
 from noisy_mask.audit.pictures import crop_box
-from noisy_mask.audit.run import Predictions, run_audit
+from noisy_mask.audit.predict import Predictions
+from noisy_mask.audit.run import run_audit
 from noisy_mask.audit.scores import band_iou, contour_band
 from noisy_mask.coco.rle import decode_window, mask_iou
 

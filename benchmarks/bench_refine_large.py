@@ -28,7 +28,8 @@ from bench_audit_large import (
 )
 from pycocotools import mask as mask_utils
 
-from noisy_mask.audit.run import Predictions, run_audit
+from noisy_mask.audit.predict import Predictions
+from noisy_mask.audit.run import run_audit
 from noisy_mask.coco.io import read_image
 from noisy_mask.coco.rle import decode, uncompressed_counts
 from noisy_mask.noise.models import mask_to_polygons

@@ -13,6 +13,7 @@ by the one model that never saw it.
 
 import json
 import os
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -248,6 +249,45 @@ def fold_class_probabilities(
 # Cross-fitting.
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """Where an audit's predictions come from: exactly one of a COCO results file
+    (`detections`), the model `weights` run on the images with `config`, or `folds` models
+    cross-fitted on the audited file (trained with `config`, `max_iter` iterations each, `seed`;
+    `config` None: the built-in shapes config for the built-in data, else a CPU config sized from
+    the data). `opts` (KEY VALUE) override the config of a model run or trained; `launch` says
+    where the fold models train and, by its device, where `weights` and the folds predict."""
+
+    detections: Optional[os.PathLike] = None
+    weights: Optional[str] = None
+    folds: Optional[int] = None
+    config: Optional[os.PathLike] = None
+    opts: Sequence[str] = ()
+    max_iter: Optional[int] = None
+    seed: int = 0
+    launch: Launch = Launch()
+
+    def check(self) -> "Predictions":
+        """ValueError, naming the option as the audit command does, unless one source is given
+        with only the options that go with it, and every file it names exists."""
+        given = [s for s in (self.detections, self.weights, self.folds) if s is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of --detections, --weights and --folds")
+        if self.detections is not None and (self.config or self.max_iter or self.opts):
+            what = "--config" if self.config else "--max-iter" if self.max_iter else (
+                "KEY VALUE overrides")
+            raise ValueError(f"{what} goes with --weights or --folds")
+        if self.max_iter is not None and self.folds is None:
+            raise ValueError("--max-iter goes with --folds")
+        if self.folds is not None and self.folds < 2:
+            raise ValueError(f"--folds must be at least 2, got {self.folds}")
+        for path, what in ((self.detections, "results file"), (self.config, "config"),
+                           (self.weights, "weights file")):
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{what} {path} not found")
+        return self
+
+
 def fold_assignment(image_ids: Sequence[int], folds: int, seed: int = 0) -> Dict[int, int]:
     """Image id -> fold in 0..folds-1: the sorted ids shuffled with default_rng(seed), fold =
     position mod `folds`, so the folds differ in size by at most one image."""
@@ -272,25 +312,22 @@ def cross_fit(
     annotations_path: os.PathLike,
     image_dir: os.PathLike,
     output_dir: os.PathLike,
-    folds: int,
+    predictions: Predictions,
     config: os.PathLike,
-    max_iter: Optional[int] = None,
-    opts: Sequence[str] = (),
-    seed: int = 0,
-    launch: Launch = Launch(),
     min_score: float = 0.05,
     progress: Optional[RunProgress] = None,
 ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
-    """Train `folds` models, each on the other folds' images of `gt` (read from
+    """Train `predictions.folds` models, each on the other folds' images of `gt` (read from
     `annotations_path`), and predict its own fold with it; (the held-out predictions of every
     image, one record per fold: fold, run_dir, train_images, predicted_images).
 
-    Runs go to OUTPUT_DIR/folds/fold<k>/run; a fold whose fold.json (its images, the config, the
-    overrides and the annotations' sha256) is unchanged is not trained again once finished, and
-    resumes when interrupted. `max_iter` sets the schedule (`engine.launcher.Schedule`);
-    `opts` are KEY VALUE overrides of every run, after the audit's own. Each fold trained
-    reports to `progress`.
+    Runs go to OUTPUT_DIR/folds/fold<k>/run, where `predictions.launch` says; a fold whose
+    fold.json (its images, the config, the overrides and the annotations' sha256) is unchanged is
+    not trained again once finished, and resumes when interrupted. `predictions.max_iter` sets
+    the schedule (`engine.launcher.Schedule`); `predictions.opts` are KEY VALUE overrides of
+    every run, after the audit's own. Each fold trained reports to `progress`.
     """
+    folds, seed, max_iter = predictions.folds, predictions.seed, predictions.max_iter
     assignment = fold_assignment([image["id"] for image in gt["images"]], folds, seed)
     digest = file_digest(annotations_path)
     image_dir = os.path.abspath(image_dir)
@@ -314,7 +351,7 @@ def cross_fit(
             "MODEL.ROI_HEADS.SCORE_THRESH_TEST", str(min_score),
             "SEED", str(seed),
             *schedule,
-            *opts,
+            *predictions.opts,
         ]  # fmt: skip
         spec = {
             "train_images": train, "predicted_images": predicted, "config": os.fspath(config),
@@ -327,7 +364,7 @@ def cross_fit(
         tasks.append(Task(f"fold {fold + 1} of {folds} of {Path(annotations_path).name}",
                           fold_dir / "run",
                           partial(_fold_task, fold, folds, spec, fold_dir, Path(config), run_opts)))
-    paths = run_in_parallel(tasks, launch, progress)
+    paths = run_in_parallel(tasks, predictions.launch, progress)
     results = []
     for path in paths:
         results += json.loads(Path(path).read_text())

@@ -10,7 +10,6 @@ the scores, and the files of OUTPUT_DIR:
 """
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -18,11 +17,12 @@ from pycocotools import mask as mask_utils
 
 from ..coco.io import coco_name, load_json, read_coco
 from ..engine.dataset_config import write_dataset_config
-from ..engine.launcher import SHAPES_CONFIG, Launch
+from ..engine.launcher import SHAPES_CONFIG
 from ..engine.progress import RunProgress
 from ..evaluation.detections import Detection, read_detections
 from ..utils.atomic import write_json_atomic
 from . import predict
+from .predict import Predictions
 from .html import write_page
 from .pictures import PICTURE_FILE, draw_suspects_grid
 from .report import CLASS_PROBS_FILE, CSV_FILE, JSON_FILE, PREDICTIONS_FILE, UNUSED_KEYS
@@ -32,45 +32,6 @@ from .scores import Audit, AuditOptions, audit_annotations
 from .truth import deleted_instances, missing_found, score_against_truth, truth_from_clean
 from .truth import truth_from_report
 
-
-
-@dataclass(frozen=True)
-class Predictions:
-    """Where an audit's predictions come from: exactly one of a COCO results file
-    (`detections`), the model `weights` run on the images with `config`, or `folds` models
-    cross-fitted on the audited file (trained with `config`, `max_iter` iterations each, `seed`;
-    `config` None: the built-in shapes config for the built-in data, else a CPU config sized from
-    the data). `opts` (KEY VALUE) override the config of a model run or trained; `launch` says
-    where the fold models train and, by its device, where `weights` and the folds predict."""
-
-    detections: Optional[os.PathLike] = None
-    weights: Optional[str] = None
-    folds: Optional[int] = None
-    config: Optional[os.PathLike] = None
-    opts: Sequence[str] = ()
-    max_iter: Optional[int] = None
-    seed: int = 0
-    launch: Launch = Launch()
-
-    def check(self) -> "Predictions":
-        """ValueError, naming the option as the audit command does, unless one source is given
-        with only the options that go with it, and every file it names exists."""
-        given = [s for s in (self.detections, self.weights, self.folds) if s is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of --detections, --weights and --folds")
-        if self.detections is not None and (self.config or self.max_iter or self.opts):
-            what = "--config" if self.config else "--max-iter" if self.max_iter else (
-                "KEY VALUE overrides")
-            raise ValueError(f"{what} goes with --weights or --folds")
-        if self.max_iter is not None and self.folds is None:
-            raise ValueError("--max-iter goes with --folds")
-        if self.folds is not None and self.folds < 2:
-            raise ValueError(f"--folds must be at least 2, got {self.folds}")
-        for path, what in ((self.detections, "results file"), (self.config, "config"),
-                           (self.weights, "weights file")):
-            if path is not None and not Path(path).is_file():
-                raise ValueError(f"{what} {path} not found")
-        return self
 
 
 def run_audit(
@@ -118,9 +79,8 @@ def run_audit(
                 progress = RunProgress(predictions.folds,
                                        predictions.launch.side_by_side() or predictions.folds)
             results, fold_records = predict.cross_fit(
-                gt, annotations, image_dir, output_dir, predictions.folds, config,
-                predictions.max_iter, predictions.opts, predictions.seed, predictions.launch,
-                options.min_score, progress,
+                gt, annotations, image_dir, output_dir, predictions, config, options.min_score,
+                progress,
             )  # fmt: skip
             if own_progress:
                 progress.close()

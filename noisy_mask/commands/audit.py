@@ -25,7 +25,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..audit.run import Predictions, run_audit
+from ..audit.predict import Predictions
+from ..audit.run import run_audit
 from ..audit.scores import AuditOptions
 from ..audit.truth import truth_line
 from ..engine.launcher import RunsFailedError

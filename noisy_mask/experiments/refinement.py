@@ -16,7 +16,8 @@ from statistics import mean
 from typing import Dict, List, Optional, Sequence
 
 from ..audit.report import JSON_FILE
-from ..audit.run import Predictions, run_audit
+from ..audit.predict import Predictions
+from ..audit.run import run_audit
 from ..engine.progress import RunProgress
 from ..refine.apply import refine_file, report_path
 from ..utils.atomic import write_json_atomic

@@ -10,7 +10,8 @@ import pytest
 from audit_cases import hand_case, write_case
 from samples import coco_dict, rle, square, square_annotation
 
-from noisy_mask.audit.run import Predictions, run_audit
+from noisy_mask.audit.predict import Predictions
+from noisy_mask.audit.run import run_audit
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
