@@ -52,8 +52,8 @@ def run(cmd, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in cmd], **kwargs)
 
 
-def pip(*args, **kwargs) -> subprocess.CompletedProcess:
-    return run([VENV_PYTHON, "-m", "pip", "--disable-pip-version-check", *args], **kwargs)
+def pip(*args, python: Path = VENV_PYTHON, **kwargs) -> subprocess.CompletedProcess:
+    return run([python, "-m", "pip", "--disable-pip-version-check", *args], **kwargs)
 
 
 def venv_imports(code: str) -> bool:
@@ -122,7 +122,10 @@ def rewrite_as_pure_wheel(source: Path, target: Path) -> None:
     os.replace(partial, target)
 
 
-def install_fallback_detectron2() -> None:
+def pure_detectron2_wheel(python: Path = VENV_PYTHON) -> Path:
+    """The fallback detectron2 as a pure-Python wheel, `.cache/setup/PURE_WHEEL`: PyPI's wheel
+    downloaded by `python`'s pip (once), its sha256 checked, rewritten without the binary.
+    Installs nothing (scripts/gpu_wheels.py ships the same wheel)."""
     CACHE.mkdir(parents=True, exist_ok=True)
     original = CACHE / FALLBACK_WHEEL
     if not original.exists() or sha256_of(original) != FALLBACK_SHA256:
@@ -131,6 +134,7 @@ def install_fallback_detectron2() -> None:
         pip(
             "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.10",
             "--dest", download_dir, f"{FALLBACK_NAME}=={FALLBACK_VERSION}", check=True,
+            python=python,
         )
         os.replace(download_dir / FALLBACK_WHEEL, original)
     actual = sha256_of(original)
@@ -139,7 +143,11 @@ def install_fallback_detectron2() -> None:
         sys.exit(f"[setup] {FALLBACK_WHEEL}: sha256 {actual} != expected {FALLBACK_SHA256}")
     pure = CACHE / PURE_WHEEL
     rewrite_as_pure_wheel(original, pure)
-    pip("install", pure, *FALLBACK_COMPANIONS, check=True)
+    return pure
+
+
+def install_fallback_detectron2() -> None:
+    pip("install", pure_detectron2_wheel(), *FALLBACK_COMPANIONS, check=True)
 
 
 def ensure_detectron2() -> None:

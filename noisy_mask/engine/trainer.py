@@ -56,8 +56,10 @@ def tensorboard_available() -> bool:
     try:
         import torch.utils.tensorboard  # noqa: F401
     except ImportError:
-        logger.info("tensorboard is not installed: no TensorBoard event files (metrics.json and "
-                    "the console have every metric)")
+        logger.info(
+            "tensorboard is not installed: no TensorBoard event files (metrics.json and "
+            "the console have every metric)"
+        )
         return False
     return True
 
