@@ -99,7 +99,8 @@ steps = []
 for line in steps_file.read_text().splitlines():
     name, status, milliseconds, limit = line.split("\t")
     log = (out / f"{name}.log").read_text(errors="replace")
-    record = {"step": name, "exit_status": int(status), "seconds": round(int(milliseconds) / 1000, 1),
+    record = {"step": name, "exit_status": int(status),
+              "seconds": round(int(milliseconds) / 1000, 1),
               "limit_s": int(limit), "timed_out": int(status) == 124, "log": f"{name}.log"}
     ratios = [{"what": m[1], "value": float(m[2]), "goal": f"{m[3]} {m[4]}", "met": m[5] == "met"}
               for m in map(GOAL.match, log.splitlines()) if m]
