@@ -47,6 +47,9 @@ MinJobAge=300
 InactiveLimit=0
 SlurmctldTimeout=30
 SlurmdTimeout=30
+# A job that asks no memory gets its CPUs' share of the node's, not all of it: else one job of
+# one CPU would hold the whole node (CR_Core_Memory) and the jobs would run one at a time.
+DefMemPerCPU=$(( memory / cpus ))
 NodeName=$HOST CPUs=$cpus RealMemory=$memory State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
