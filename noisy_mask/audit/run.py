@@ -78,12 +78,14 @@ def run_audit(
             if own_progress:
                 progress = RunProgress(predictions.folds,
                                        predictions.launch.side_by_side() or predictions.folds)
-            results, fold_records = predict.cross_fit(
-                gt, annotations, image_dir, output_dir, predictions, config, options.min_score,
-                progress,
-            )  # fmt: skip
-            if own_progress:
-                progress.close()
+            try:
+                results, fold_records = predict.cross_fit(
+                    gt, annotations, image_dir, output_dir, predictions, config,
+                    options.min_score, progress,
+                )  # fmt: skip
+            finally:
+                if own_progress:
+                    progress.close()
             source = describe_source(config=os.fspath(config), folds=fold_records)
             if Path(config).suffix in (".yaml", ".yml"):  # a lazy config's runs cannot be read
                 class_probs = predict.fold_class_probabilities(

@@ -67,7 +67,8 @@ def run_grid(grid: Grid, progress: Optional[RunProgress] = None) -> List[Dict]:
 def train_runs(grid: Grid, runs: List[Dict], progress: Optional[RunProgress] = None) -> List[Dict]:
     """Train and evaluate the planned `runs` not finished yet, where `grid.launch` says, each from
     `grid.start` with `grid.overrides`; a run's own "options" (KEY VALUE ...) come after them and
-    its own "schedule" replaces the grid's. Adds each run's "results"; returns `runs`."""
+    its own "schedule" replaces the grid's. Adds each run's "results"; returns `runs`. Without
+    a `progress`, one of its own counts the runs trained here."""
     trained_yet = [(Path(run["run_dir"]) / EVAL_RESULTS_FILE).exists() for run in runs]
     opts: List[str] = ([] if all(trained_yet)
                        else grid.start.weights_opts(grid.output_dir, grid.config, grid.launch))
@@ -85,7 +86,14 @@ def train_runs(grid: Grid, runs: List[Dict], progress: Optional[RunProgress] = N
                                  [*opts, *run.get("options", ())], config=grid.config)
         tasks.append(Task(name, Path(run["run_dir"]), call))
     to_train = [task for task, done in zip(tasks, finished) if not done]
-    trained = iter(run_in_parallel(to_train, grid.launch, progress))
+    own = progress is None
+    if own:
+        progress = RunProgress(len(to_train), grid.launch.side_by_side() or len(to_train))
+    try:
+        trained = iter(run_in_parallel(to_train, grid.launch, progress))
+    finally:
+        if own:
+            progress.close()
     for run, task, done in zip(runs, tasks, finished):
         run["results"] = task.call() if done else next(trained)
     return runs
@@ -173,13 +181,14 @@ def run_robustness(grid: Grid, command: str = "") -> str:
               f"per run measured there: {total}", flush=True)
     progress = RunProgress(todo + again, grid.launch.side_by_side() or todo + again,
                            minutes and minutes * 60)
-    records = run_grid(grid, progress)
-    refined_levels: List[str] = []
-    if refine is not None:
-        records += refine_and_train(grid, records, progress)
-        refined_levels = list(dict.fromkeys(r["level"] for r in records
-                                            if r["level"].endswith(REFINED)))
-    progress.close()
+    try:
+        records = run_grid(grid, progress)
+        if refine is not None:
+            records += refine_and_train(grid, records, progress)
+    finally:
+        progress.close()
+    refined_levels = list(dict.fromkeys(r["level"] for r in records
+                                        if r["level"].endswith(REFINED)))
     return write_results(grid, records, refined_levels, command, version, time.time() - started)
 
 

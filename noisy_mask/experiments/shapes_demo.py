@@ -13,13 +13,11 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from ..engine.launcher import Launch, Schedule
-from ..engine.progress import RunProgress
 from ..utils.atomic import write_text_atomic
-from ..utils.run_folders import EVAL_RESULTS_FILE
 from ..viz.curves import plot_loss_curves, plot_pr_curves
 from ..viz.pictures import draw_noise_grid, draw_predictions_grid
 from .levels import builtin_splits, mean_noise_iou, prepare_data
-from .loss_grid import plan_runs, run_grid
+from .loss_grid import run_grid
 from .options import FINETUNE_CONFIG, Grid, StartingPoint
 from .stats import markdown, summarize
 
@@ -88,12 +86,7 @@ def run_demo(
     grid = Grid(output_dir, builtin_splits(output_dir, plan.schedule), losses, levels, [seed],
                 plan.schedule, start, FINETUNE_CONFIG, FROZEN_TRUNK, clean_losses=["bce"],
                 launch=launch)
-    start.weights_opts(output_dir, FINETUNE_CONFIG, launch)  # the pretrained detector first
-    unfinished = sum(not (Path(run["run_dir"]) / EVAL_RESULTS_FILE).exists()
-                     for run in plan_runs(grid))
-    progress = RunProgress(unfinished, launch.side_by_side() or unfinished)
-    records = run_grid(grid, progress)
-    progress.close()
+    records = run_grid(grid)
     run_dirs = [r["run_dir"] for r in records]
     labels = [f"{r['loss']} ({r['level']})" for r in records]
     plot_pr_curves(run_dirs, output_dir / "pr_curves.png", labels=labels)

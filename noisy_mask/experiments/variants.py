@@ -24,7 +24,6 @@ from ..coco.io import annotation_rle, read_coco
 from ..coco.rle import area, to_rle
 from ..engine.launcher import Launch, Schedule, run_train_net
 from ..engine.placement import Slot
-from ..engine.progress import RunProgress
 from ..utils.atomic import write_json_atomic, write_text_atomic
 from ..utils.run_folders import DETECTIONS_FILE, EVAL_RESULTS_FILE, find_run_file
 from .levels import builtin_splits, level_data
@@ -168,11 +167,7 @@ def run_variants(output_dir: Path, names: Sequence[str], levels: Sequence[str],
     max_iters = [run["schedule"].max_iter for run in runs]
     grid = Grid(output_dir, builtin_splits(output_dir, schedule), names, levels, seeds, schedule,
                 start, FINETUNE_CONFIG, launch=launch)
-    start.weights_opts(output_dir, FINETUNE_CONFIG, launch)  # the pretrained detector first
-    unfinished = sum(not (Path(run["run_dir"]) / EVAL_RESULTS_FILE).exists() for run in runs)
-    progress = RunProgress(unfinished, launch.side_by_side() or unfinished)
-    records = train_runs(grid, runs, progress)
-    progress.close()
+    records = train_runs(grid, runs)
     for record, max_iter in zip(records, max_iters):
         detections = find_run_file(record["run_dir"], DETECTIONS_FILE, "detections")
         record.update(max_iter=max_iter, mask_box_fill=mask_box_fill(detections))
